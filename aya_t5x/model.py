@@ -1,0 +1,196 @@
+"""The encoder-decoder model API: loss, normalisation modes and scoring.
+
+`EncoderDecoderModel` wraps the Flax `network.Transformer` and owns what T5X's
+`models.EncoderDecoderModel` owns: the cross-entropy with z-loss and label
+smoothing, the `LOSS_NORMALIZING_FACTOR` modes, teacher-forced metrics, and
+per-sequence log-likelihood scoring (used by rank classification).
+
+Loss normalisation is split from the loss so gradient accumulation is exact:
+`loss_weights_and_denominator` is computed once on the *whole* batch, and each
+microbatch's loss is its share of that one global sum.
+"""
+
+import dataclasses
+import enum
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+
+from aya_t5x import network
+
+Array = jax.Array
+Batch = Mapping[str, Array]
+
+
+class SpecialLossNormalizingFactor(enum.Enum):
+  """T5X's data-dependent loss normalisations (`LOSS_NORMALIZING_FACTOR`)."""
+  NUM_REAL_TARGET_TOKENS = 1  # Divide by the count of non-pad targets.
+  NUM_TOTAL_TARGET_TOKENS = 2  # Divide by batch * target length.
+  AVERAGE_PER_SEQUENCE = 3  # Mean over sequences of each one's token mean.
+
+
+LossNormalizingFactor = float | int | str | SpecialLossNormalizingFactor | None
+
+
+def parse_loss_normalizing_factor(
+    value: LossNormalizingFactor) -> float | SpecialLossNormalizingFactor | None:
+  """Accepts None, a number, an enum member or its name (as gin gives it)."""
+  if value is None or isinstance(value, SpecialLossNormalizingFactor):
+    return value
+  if isinstance(value, str):
+    name = value.rsplit(".", 1)[-1]
+    try:
+      return SpecialLossNormalizingFactor[name]
+    except KeyError:
+      raise ValueError(
+          f"LOSS_NORMALIZING_FACTOR={value!r}: expected None, a number or one "
+          f"of {[m.name for m in SpecialLossNormalizingFactor]}") from None
+  if isinstance(value, (int, float)) and value > 0:
+    return float(value)
+  raise ValueError(f"LOSS_NORMALIZING_FACTOR={value!r} must be positive.")
+
+
+def _per_segment_average_weights(weights: Array,
+                                 segment_ids: Array | None) -> Array:
+  """w / (sum of w over its sequence); packed segments count separately."""
+  if segment_ids is None:
+    row_sums = jnp.sum(weights, axis=-1, keepdims=True)
+    return jnp.where(row_sums > 0, weights / jnp.maximum(row_sums, 1e-9), 0.)
+  same = segment_ids[:, :, None] == segment_ids[:, None, :]
+  segment_sums = jnp.einsum("bij,bj->bi", same.astype(weights.dtype), weights)
+  return jnp.where(weights > 0, weights / jnp.maximum(segment_sums, 1e-9), 0.)
+
+
+def loss_weights_and_denominator(
+    batch: Batch, factor: float | SpecialLossNormalizingFactor | None
+) -> tuple[Array, Array]:
+  """Per-token loss weights and the scalar the weighted sum is divided by.
+
+  Computed on the full (not micro-) batch: the training loss is
+  sum(weights * token_loss) / denominator, as T5X defines it.
+  """
+  weights = batch["decoder_loss_weights"].astype(jnp.float32)
+  if factor is None:
+    return weights, jnp.ones((), jnp.float32)
+  if isinstance(factor, float):
+    return weights, jnp.asarray(factor, jnp.float32)
+  if factor == SpecialLossNormalizingFactor.NUM_REAL_TARGET_TOKENS:
+    return weights, jnp.maximum(jnp.sum(weights), 1.0)
+  if factor == SpecialLossNormalizingFactor.NUM_TOTAL_TARGET_TOKENS:
+    return weights, jnp.asarray(weights.size, jnp.float32)
+  averaged = _per_segment_average_weights(weights,
+                                          batch.get("decoder_segment_ids"))
+  return averaged, jnp.maximum(jnp.sum(averaged), 1e-9)
+
+
+def cross_entropy_with_z_loss(logits: Array, targets: Array,
+                              z_loss: float, label_smoothing: float = 0.0
+                              ) -> tuple[Array, Array]:
+  """Token-level cross-entropy (minus its constant) and z-loss.
+
+  With smoothing, the target distribution puts `1 - label_smoothing` on the
+  label and spreads the rest uniformly; the entropy of that distribution is
+  subtracted so a perfect model scores 0, as in T5X.
+  """
+  logits = logits.astype(jnp.float32)
+  vocab = logits.shape[-1]
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  log_probs = logits - log_z[..., None]
+  confidence = 1.0 - label_smoothing
+  if label_smoothing == 0.0:
+    target_log_prob = jnp.take_along_axis(log_probs, targets[..., None],
+                                          axis=-1)[..., 0]
+    cross_entropy = -target_log_prob
+  else:
+    low = label_smoothing / (vocab - 1)
+    soft = jax.nn.one_hot(targets, vocab) * (confidence - low) + low
+    constant = -(confidence * jnp.log(confidence) +
+                 (vocab - 1) * low * jnp.log(low + 1e-20))
+    cross_entropy = -jnp.sum(soft * log_probs, axis=-1) - constant
+  z = z_loss * jnp.square(log_z)
+  return cross_entropy + z, z
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """How the training loss is computed (gin: `model.LossConfig`)."""
+  z_loss: float = 1e-4  # Coefficient of log(Z)^2 (T5X default).
+  label_smoothing: float = 0.0  # Probability mass spread off the label.
+  # LOSS_NORMALIZING_FACTOR: None (plain sum, T5X default), a constant, or a
+  # SpecialLossNormalizingFactor name such as 'AVERAGE_PER_SEQUENCE' (Aya).
+  loss_normalizing_factor: LossNormalizingFactor = None
+
+  def __post_init__(self):
+    parse_loss_normalizing_factor(self.loss_normalizing_factor)
+
+  @property
+  def normalizing_factor(self):
+    return parse_loss_normalizing_factor(self.loss_normalizing_factor)
+
+
+class EncoderDecoderModel:
+  """mT5 with its loss: the object the trainer, eval and inference share."""
+
+  def __init__(self, config: network.T5Config,
+               loss_config: LossConfig = LossConfig()):
+    self.config = config
+    self.loss_config = loss_config
+    self.module = network.Transformer(config)
+
+  def logits(self, params, batch: Batch, dropout_rng: Array | None = None
+             ) -> Array:
+    """Teacher-forced logits; dropout only when a dropout RNG is given."""
+    rngs = None if dropout_rng is None else {"dropout": dropout_rng}
+    return self.module.apply(
+        {"params": params},
+        batch["encoder_input_tokens"], batch["decoder_input_tokens"],
+        batch["decoder_target_tokens"],
+        batch.get("encoder_segment_ids"), batch.get("decoder_segment_ids"),
+        deterministic=dropout_rng is None, rngs=rngs)
+
+  def init_params(self, rng: Array, input_shapes: Mapping[str, tuple[int, ...]]
+                  ):
+    """Boxed (logically annotated) initial parameters for the given shapes."""
+    dummy = lambda key: jnp.ones(input_shapes[key], jnp.int32)
+    return self.module.init(
+        {"params": rng}, dummy("encoder_input_tokens"),
+        dummy("decoder_input_tokens"), dummy("decoder_target_tokens"),
+        deterministic=True)["params"]
+
+  def loss_and_metrics(self, params, batch: Batch, weights: Array,
+                       denominator: Array, dropout_rng: Array | None
+                       ) -> tuple[Array, dict[str, Array]]:
+    """Loss of (a slice of) a batch, normalised by the full batch's terms.
+
+    Returns the loss and *summable* metrics: adding them over microbatches
+    gives the full batch's values.
+    """
+    logits = self.logits(params, batch, dropout_rng)
+    targets = batch["decoder_target_tokens"]
+    token_loss, token_z = cross_entropy_with_z_loss(
+        logits, targets, self.loss_config.z_loss,
+        self.loss_config.label_smoothing)
+    loss = jnp.sum(weights * token_loss) / denominator
+    z_loss = jnp.sum(weights * token_z) / denominator
+    real = (batch["decoder_loss_weights"] > 0).astype(jnp.float32)
+    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    metrics = {
+        "loss": loss,
+        "z_loss": z_loss,
+        "cross_ent_loss": loss - z_loss,
+        "correct_tokens": jnp.sum(correct * real),
+        "target_tokens": jnp.sum(real),
+        "nonpadding_encoder_tokens": jnp.sum(
+            (batch["encoder_input_tokens"] > 0).astype(jnp.float32)),
+        "sequences": jnp.sum(jnp.any(real > 0, axis=-1).astype(jnp.float32)),
+    }
+    return loss, metrics
+
+  def score_sequences(self, params, batch: Batch) -> Array:
+    """Sum of target-token log-likelihoods per sequence (rank scoring)."""
+    logits = self.logits(params, batch).astype(jnp.float32)
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    targets = batch["decoder_target_tokens"]
+    token_ll = jnp.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+    return jnp.sum(token_ll * batch["decoder_loss_weights"], axis=-1)

@@ -1,0 +1,459 @@
+"""The mT5 (T5 v1.1) encoder-decoder network in Flax.
+
+The parameter tree, names and math follow upstream T5X's `t5/network.py`
+exactly (see `../shared/t5x_golden/README.md`), so T5X checkpoints load without
+renaming: one shared `token_embedder`, per-stack `relpos_bias`, pre-norm
+layers with RMS norms, gated-GELU MLPs and a separate `logits_dense` head.
+
+Every parameter and every large activation carries logical axis names
+(`embed`, `mlp`, `heads`, `joined_kv`, `vocab`, `batch`, `length`, ...). The
+network knows nothing about meshes: `partitioning.py` maps the names to mesh
+axes.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+# Masked attention logits get this bias (as in T5X) rather than -inf, so a
+# fully masked row (padding) gives uniform weights instead of NaNs.
+MASK_BIAS = -1e10
+
+REMAT_POLICIES = {
+    "none": None,
+    # Recompute everything in the backward pass: least memory, most FLOPs.
+    "full": jax.checkpoint_policies.nothing_saveable,
+    # T5X's 'minimal': keep matmul outputs without batch dims.
+    "minimal": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+    # Keep every matmul output: recompute only the cheap elementwise ops.
+    "save_dots": jax.checkpoint_policies.checkpoint_dots,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class T5Config:
+  """Architecture of a T5 v1.1 / mT5 encoder-decoder (gin: `network.T5Config`)."""
+  vocab_size: int  # Embedding rows (mT5: 250112, padded to a multiple of 128).
+  emb_dim: int  # d_model.
+  num_heads: int  # Attention heads.
+  num_encoder_layers: int  # Encoder blocks.
+  num_decoder_layers: int  # Decoder blocks.
+  head_dim: int  # d_kv: per-head query/key/value size.
+  mlp_dim: int  # d_ff: hidden size of the gated MLP.
+  mlp_activations: Sequence[str] = ("gelu", "linear")  # Gated-GELU (v1.1).
+  dropout_rate: float = 0.0  # Residual, attention and MLP dropout.
+  dtype: str = "bfloat16"  # Activation dtype; params are always float32.
+  logits_via_embedding: bool = False  # Tie the head to the input embedding.
+  relative_attention_num_buckets: int = 32  # Relative position buckets.
+  relative_attention_max_distance: int = 128  # Largest distinguished offset.
+  scan_layers: bool = False  # nn.scan over blocks (compile time, big models).
+  remat_policy: str = "none"  # One of REMAT_POLICIES.
+  layer_norm_epsilon: float = 1e-6  # RMS norm epsilon.
+
+  def __post_init__(self):
+    if self.remat_policy not in REMAT_POLICIES:
+      raise ValueError(
+          f"T5Config.remat_policy={self.remat_policy!r}; expected one of "
+          f"{sorted(REMAT_POLICIES)}")
+    if tuple(self.mlp_activations) not in (("gelu", "linear"), ("relu",)):
+      raise ValueError(
+          f"T5Config.mlp_activations={self.mlp_activations!r}; supported: "
+          "('gelu', 'linear') (T5 v1.1 / mT5) and ('relu',) (T5 v1.0)")
+
+  @property
+  def activation_dtype(self) -> jnp.dtype:
+    return jnp.dtype(self.dtype)
+
+
+def _param(module: nn.Module, name: str, init: Initializer,
+           shape: Sequence[int], axes: Sequence[str]) -> Array:
+  """A float32 parameter annotated with its logical axis names."""
+  return module.param(
+      name, nn.with_logical_partitioning(init, tuple(axes)), tuple(shape),
+      jnp.float32)
+
+
+def _constrain(x: Array, axes: Sequence[str]) -> Array:
+  return nn.with_logical_constraint(x, tuple(axes))
+
+
+class RmsNorm(nn.Module):
+  """T5's layer norm: scale only, no mean subtraction, no bias."""
+  epsilon: float = 1e-6
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    x = x.astype(jnp.float32)
+    scale = _param(self, "scale", nn.initializers.ones, (x.shape[-1],),
+                   ("embed",))
+    variance = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+    return (x * jax.lax.rsqrt(variance + self.epsilon) * scale).astype(
+        self.dtype)
+
+
+class Dense(nn.Module):
+  """A bias-free matmul whose kernel carries logical axis names."""
+  features: int
+  kernel_axes: tuple[str, str]
+  kernel_init: Initializer
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    kernel = _param(self, "kernel", self.kernel_init,
+                    (x.shape[-1], self.features), self.kernel_axes)
+    return jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
+
+
+class Embed(nn.Module):
+  """The shared token embedding (no sqrt(d) scaling, as in T5)."""
+  num_embeddings: int
+  features: int
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    self.embedding = _param(self, "embedding", nn.initializers.normal(1.0),
+                            (self.num_embeddings, self.features),
+                            ("vocab", "embed"))
+
+  def __call__(self, tokens: Array) -> Array:
+    return jnp.take(self.embedding, tokens, axis=0).astype(self.dtype)
+
+  def attend(self, query: Array) -> Array:
+    """Logits against the embedding table (only for tied heads)."""
+    return jnp.dot(query.astype(self.dtype),
+                   self.embedding.T.astype(self.dtype))
+
+
+def _kernel_init(scale: float = 1.0, truncated: bool = False) -> Initializer:
+  distribution = "truncated_normal" if truncated else "normal"
+  return nn.initializers.variance_scaling(scale, "fan_in", distribution)
+
+
+def relative_position_bucket(relative_position: np.ndarray,
+                             bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> np.ndarray:
+  """Maps key_pos - query_pos to T5's log-spaced buckets (numpy, static)."""
+  n = -relative_position
+  bucket = np.zeros_like(n)
+  if bidirectional:
+    num_buckets //= 2
+    bucket += (n < 0).astype(np.int32) * num_buckets
+    n = np.abs(n)
+  else:
+    n = np.maximum(n, 0)
+  max_exact = num_buckets // 2
+  is_small = n < max_exact
+  with np.errstate(divide="ignore"):
+    log_ratio = (np.log(n.astype(np.float32) / max_exact +
+                        np.finfo(np.float32).eps) /
+                 np.log(max_distance / max_exact))
+  large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(np.int32)
+  large = np.minimum(large, num_buckets - 1)
+  return bucket + np.where(is_small, n, large)
+
+
+class RelativePositionBias(nn.Module):
+  """One [heads, buckets] table per stack, shared by all of its layers."""
+  num_buckets: int
+  max_distance: int
+  num_heads: int
+  bidirectional: bool
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, query_len: int, key_len: int) -> Array:
+    relative = (np.arange(key_len, dtype=np.int32)[None, :] -
+                np.arange(query_len, dtype=np.int32)[:, None])
+    buckets = relative_position_bucket(relative, self.bidirectional,
+                                       self.num_buckets, self.max_distance)
+    table = _param(
+        self, "rel_embedding",
+        nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
+        (self.num_heads, self.num_buckets), ("heads", "relpos_buckets"))
+    # A one-hot matmul (as T5X) rather than a gather: sharding-friendly.
+    one_hot = jax.nn.one_hot(buckets, self.num_buckets, dtype=self.dtype)
+    bias = jnp.einsum("hb,qkb->hqk", table.astype(self.dtype), one_hot)
+    return bias[None]  # [1, heads, query, key]
+
+
+class MultiHeadAttention(nn.Module):
+  """Bias-free multi-head attention with heads joined in the kernel."""
+  num_heads: int
+  head_dim: int
+  dropout_rate: float
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, inputs_q: Array, inputs_kv: Array, bias: Array,
+               deterministic: bool) -> Array:
+    joined = self.num_heads * self.head_dim
+    # T5 folds 1/sqrt(head_dim) into the query initialisation.
+    query_init = _kernel_init(1.0 / self.head_dim)
+    project = functools.partial(Dense, joined, ("embed", "joined_kv"),
+                                dtype=self.dtype)
+    query = project(kernel_init=query_init, name="query")(inputs_q)
+    key = project(kernel_init=_kernel_init(), name="key")(inputs_kv)
+    value = project(kernel_init=_kernel_init(), name="value")(inputs_kv)
+    split = lambda x: x.reshape(x.shape[:2] + (self.num_heads, self.head_dim))
+    query, key, value = split(query), split(key), split(value)
+    query = _constrain(query, ("batch", "length", "heads", "kv"))
+    key = _constrain(key, ("batch", "length", "heads", "kv"))
+    value = _constrain(value, ("batch", "length", "heads", "kv"))
+    # Logits and softmax in float32 for stability under bfloat16.
+    logits = jnp.einsum("bqhd,bkhd->bhqk", query, key,
+                        preferred_element_type=jnp.float32)
+    weights = jax.nn.softmax(logits + bias.astype(jnp.float32)).astype(
+        self.dtype)
+    weights = nn.Dropout(self.dropout_rate, broadcast_dims=())(
+        weights, deterministic=deterministic)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    out = _constrain(out, ("batch", "length", "heads", "kv"))
+    out = out.reshape(out.shape[:2] + (joined,))
+    return Dense(inputs_q.shape[-1], ("joined_kv", "embed"), _kernel_init(),
+                 dtype=self.dtype, name="out")(out)
+
+
+class GatedMlp(nn.Module):
+  """wo(act(x wi_0) * (x wi_1)), with dropout on the hidden activations."""
+  mlp_dim: int
+  activations: Sequence[str]
+  dropout_rate: float
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool) -> Array:
+    init = _kernel_init(truncated=True)
+    hidden = None
+    for i, activation in enumerate(self.activations):
+      name = "wi" if len(self.activations) == 1 else f"wi_{i}"
+      h = Dense(self.mlp_dim, ("embed", "mlp"), init, self.dtype,
+                name=name)(x)
+      if activation == "gelu":
+        h = nn.gelu(h, approximate=True)
+      elif activation == "relu":
+        h = nn.relu(h)
+      hidden = h if hidden is None else hidden * h
+    hidden = _constrain(hidden, ("batch", "length", "mlp"))
+    hidden = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(
+        hidden, deterministic=deterministic)
+    return Dense(x.shape[-1], ("mlp", "embed"), init, self.dtype,
+                 name="wo")(hidden)
+
+
+def _residual_dropout(config: T5Config, x: Array, deterministic: bool):
+  # T5X drops whole feature vectors along the length axis for residuals.
+  return nn.Dropout(config.dropout_rate, broadcast_dims=(-2,))(
+      x, deterministic=deterministic)
+
+
+def _attention(config: T5Config, name: str) -> MultiHeadAttention:
+  return MultiHeadAttention(config.num_heads, config.head_dim,
+                            config.dropout_rate, config.activation_dtype,
+                            name=name)
+
+
+def _mlp(config: T5Config) -> GatedMlp:
+  return GatedMlp(config.mlp_dim, tuple(config.mlp_activations),
+                  config.dropout_rate, config.activation_dtype, name="mlp")
+
+
+def _norm(config: T5Config, name: str) -> RmsNorm:
+  return RmsNorm(config.layer_norm_epsilon, config.activation_dtype, name=name)
+
+
+class EncoderLayer(nn.Module):
+  """Pre-norm self-attention and MLP blocks with residuals."""
+  config: T5Config
+  deterministic: bool
+
+  @nn.compact
+  def __call__(self, x: Array, bias: Array):
+    cfg, deterministic = self.config, self.deterministic
+    y = _norm(cfg, "pre_attention_layer_norm")(x)
+    y = _attention(cfg, "attention")(y, y, bias, deterministic)
+    x = x + _residual_dropout(cfg, y, deterministic)
+    y = _norm(cfg, "pre_mlp_layer_norm")(x)
+    y = _mlp(cfg)(y, deterministic)
+    x = x + _residual_dropout(cfg, y, deterministic)
+    return _constrain(x, ("batch", "length", "embed")), None
+
+
+class DecoderLayer(nn.Module):
+  """Pre-norm causal self-attention, cross-attention and MLP blocks."""
+  config: T5Config
+  deterministic: bool
+
+  @nn.compact
+  def __call__(self, x: Array, encoded: Array, self_bias: Array,
+               cross_bias: Array):
+    cfg, deterministic = self.config, self.deterministic
+    y = _norm(cfg, "pre_self_attention_layer_norm")(x)
+    y = _attention(cfg, "self_attention")(y, y, self_bias, deterministic)
+    x = x + _residual_dropout(cfg, y, deterministic)
+    y = _norm(cfg, "pre_cross_attention_layer_norm")(x)
+    y = _attention(cfg, "encoder_decoder_attention")(y, encoded, cross_bias,
+                                                     deterministic)
+    x = x + _residual_dropout(cfg, y, deterministic)
+    y = _norm(cfg, "pre_mlp_layer_norm")(x)
+    y = _mlp(cfg)(y, deterministic)
+    x = x + _residual_dropout(cfg, y, deterministic)
+    return _constrain(x, ("batch", "length", "embed")), None
+
+
+def _run_layers(config: T5Config, layer_cls: type[nn.Module], num_layers: int,
+                deterministic: bool, x: Array, *args) -> Array:
+  """Applies `num_layers` blocks: unrolled (T5X tree) or with nn.scan.
+
+  Unrolled blocks are named `layers_<i>` as in T5X; scanned blocks share one
+  `layers` entry whose parameters have a leading `layers` axis.
+  """
+  if config.remat_policy != "none":
+    layer_cls = nn.remat(layer_cls,
+                         policy=REMAT_POLICIES[config.remat_policy],
+                         prevent_cse=not config.scan_layers)
+  if not config.scan_layers:
+    for i in range(num_layers):
+      x, _ = layer_cls(config, deterministic, name=f"layers_{i}")(x, *args)
+    return x
+  scanned = nn.scan(
+      layer_cls,
+      variable_axes={"params": 0},
+      split_rngs={"params": True, "dropout": True},
+      in_axes=(nn.broadcast,) * len(args),
+      length=num_layers,
+      metadata_params={nn.PARTITION_NAME: "layers"})
+  x, _ = scanned(config, deterministic, name="layers")(x, *args)
+  return x
+
+
+def _mask_bias(mask: Array) -> Array:
+  """[batch, q, k] boolean mask -> additive [batch, 1, q, k] bias."""
+  return jnp.where(mask, 0.0, MASK_BIAS)[:, None].astype(jnp.float32)
+
+
+def _pair_mask(query_valid: Array, key_valid: Array) -> Array:
+  return query_valid[:, :, None] & key_valid[:, None, :]
+
+
+def _segment_mask(query_segments: Array | None,
+                  key_segments: Array | None) -> Array | bool:
+  """Packed sequences attend only within their own segment."""
+  if query_segments is None:
+    return True
+  return query_segments[:, :, None] == key_segments[:, None, :]
+
+
+class Encoder(nn.Module):
+  """Embedded tokens -> encoder stack -> final norm."""
+  config: T5Config
+  embedder: nn.Module
+
+  @nn.compact
+  def __call__(self, tokens: Array, segment_ids: Array | None,
+               deterministic: bool) -> Array:
+    cfg = self.config
+    valid = tokens > 0
+    mask = _pair_mask(valid, valid) & _segment_mask(segment_ids, segment_ids)
+    length = tokens.shape[1]
+    relpos = RelativePositionBias(
+        cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance,
+        cfg.num_heads, bidirectional=True, dtype=cfg.activation_dtype,
+        name="relpos_bias")(length, length)
+    bias = _mask_bias(mask) + relpos
+    x = self.embedder(tokens)
+    x = _residual_dropout(cfg, x, deterministic)
+    x = _constrain(x, ("batch", "length", "embed"))
+    x = _run_layers(cfg, EncoderLayer, cfg.num_encoder_layers, deterministic,
+                    x, bias)
+    x = _norm(cfg, "encoder_norm")(x)
+    return _residual_dropout(cfg, x, deterministic)
+
+
+class Decoder(nn.Module):
+  """Embedded targets -> causal decoder stack -> norm -> vocabulary logits."""
+  config: T5Config
+  embedder: nn.Module
+
+  @nn.compact
+  def __call__(self, encoded: Array, encoder_tokens: Array,
+               decoder_input_tokens: Array, decoder_target_tokens: Array,
+               encoder_segment_ids: Array | None,
+               decoder_segment_ids: Array | None,
+               deterministic: bool) -> Array:
+    cfg = self.config
+    length = decoder_input_tokens.shape[1]
+    # T5X masks decoder positions by their *target* token being non-pad.
+    target_valid = decoder_target_tokens > 0
+    causal = jnp.tril(jnp.ones((length, length), bool))[None]
+    self_mask = (_pair_mask(target_valid, target_valid) & causal &
+                 _segment_mask(decoder_segment_ids, decoder_segment_ids))
+    cross_mask = (_pair_mask(target_valid, encoder_tokens > 0) &
+                  _segment_mask(decoder_segment_ids, encoder_segment_ids))
+    relpos = RelativePositionBias(
+        cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance,
+        cfg.num_heads, bidirectional=False, dtype=cfg.activation_dtype,
+        name="relpos_bias")(length, length)
+    self_bias = _mask_bias(self_mask) + relpos
+    cross_bias = _mask_bias(cross_mask)
+    y = self.embedder(decoder_input_tokens)
+    y = _residual_dropout(cfg, y, deterministic)
+    y = _constrain(y, ("batch", "length", "embed"))
+    y = _run_layers(cfg, DecoderLayer, cfg.num_decoder_layers, deterministic,
+                    y, encoded, self_bias, cross_bias)
+    y = _norm(cfg, "decoder_norm")(y)
+    y = _residual_dropout(cfg, y, deterministic)
+    if cfg.logits_via_embedding:
+      logits = self.embedder.attend(y) / jnp.sqrt(y.shape[-1]).astype(y.dtype)
+    else:
+      logits = Dense(cfg.vocab_size, ("embed", "vocab"),
+                     _kernel_init(truncated=True), cfg.activation_dtype,
+                     name="logits_dense")(y)
+    return _constrain(logits, ("batch", "length", "vocab"))
+
+
+class Transformer(nn.Module):
+  """The encoder-decoder: `__call__` gives teacher-forced logits."""
+  config: T5Config
+
+  def setup(self):
+    cfg = self.config
+    self.token_embedder = Embed(cfg.vocab_size, cfg.emb_dim,
+                                cfg.activation_dtype)
+    self.encoder = Encoder(cfg, self.token_embedder)
+    self.decoder = Decoder(cfg, self.token_embedder)
+
+  def encode(self, encoder_input_tokens: Array,
+             encoder_segment_ids: Array | None = None,
+             deterministic: bool = True) -> Array:
+    return self.encoder(encoder_input_tokens, encoder_segment_ids,
+                        deterministic)
+
+  def decode(self, encoded: Array, encoder_input_tokens: Array,
+             decoder_input_tokens: Array, decoder_target_tokens: Array,
+             encoder_segment_ids: Array | None = None,
+             decoder_segment_ids: Array | None = None,
+             deterministic: bool = True) -> Array:
+    return self.decoder(encoded, encoder_input_tokens, decoder_input_tokens,
+                        decoder_target_tokens, encoder_segment_ids,
+                        decoder_segment_ids, deterministic)
+
+  def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
+               decoder_target_tokens: Array,
+               encoder_segment_ids: Array | None = None,
+               decoder_segment_ids: Array | None = None,
+               deterministic: bool = True) -> Array:
+    encoded = self.encode(encoder_input_tokens, encoder_segment_ids,
+                          deterministic)
+    return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
+                       decoder_target_tokens, encoder_segment_ids,
+                       decoder_segment_ids, deterministic)
