@@ -155,7 +155,8 @@ class Trainer:
       grads_acc, sums_acc = carry
       mb, index = xs
       w = mb.pop("_weights")
-      (_, sums), grads = grad_fn(params, mb, w, jax.random.fold_in(rng, index))
+      mb_rng = None if rng is None else jax.random.fold_in(rng, index)
+      (_, sums), grads = grad_fn(params, mb, w, mb_rng)
       return (jax.tree.map(jnp.add, grads_acc, grads),
               jax.tree.map(jnp.add, sums_acc, sums)), None
     zeros = (jax.tree.map(jnp.zeros_like, params),

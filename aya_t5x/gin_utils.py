@@ -1,0 +1,151 @@
+"""T5X-style command lines: `--gin_file`, `--gin.NAME=VALUE`, checked early.
+
+Upstream T5X rewrites `--gin.X=Y` into a gin binding and lets gin fail
+wherever it fails. Here every mistake a user makes on the command line fails
+at start-up, before any device or data is touched, with a message that names
+the flag, file or macro: a missing gin file (with the search path), a macro
+that no gin file uses (usually a typo), a value that is not a gin literal.
+"""
+
+import argparse
+import dataclasses
+import difflib
+import os
+import re
+import sys
+from typing import Callable, Sequence
+
+import gin
+
+# The repository's gin/ folder (a checkout or an editable install).
+DEFAULT_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "gin")
+_MACRO_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+class UsageError(ValueError):
+  """A mistake in flags or gin configuration: reported without a traceback."""
+
+
+@dataclasses.dataclass
+class CommandLine:
+  """Flags shared by the CLIs (the T5X names)."""
+  gin_files: list[str]  # --gin_file, repeatable; later files override.
+  gin_bindings: list[str]  # --gin.NAME=VALUE and --gin_bindings, in order.
+  gin_search_paths: list[str]  # --gin_search_paths (comma separated).
+  tfds_data_dir: str | None  # --tfds_data_dir
+  coordinator_address: str | None  # --coordinator_address (multi-process)
+  process_count: int | None  # --process_count
+  process_index: int | None  # --process_index
+  multiprocess: bool  # --multiprocess: call jax.distributed.initialize()
+
+
+def parse_command_line(argv: Sequence[str]) -> CommandLine:
+  """Parses T5X-style flags; `--gin.X=Y` becomes the binding `X = Y`."""
+  parser = argparse.ArgumentParser(allow_abbrev=False)
+  parser.add_argument("--gin_file", action="append", default=[])
+  parser.add_argument("--gin_bindings", action="append", default=[])
+  parser.add_argument("--gin_search_paths", default="")
+  parser.add_argument("--tfds_data_dir", default=None)
+  parser.add_argument("--coordinator_address", default=None)
+  parser.add_argument("--process_count", type=int, default=None)
+  parser.add_argument("--process_index", type=int, default=None)
+  parser.add_argument("--multiprocess", action="store_true")
+  known, rest = parser.parse_known_args(argv)
+  bindings = list(known.gin_bindings)
+  for arg in rest:
+    if not arg.startswith("--gin."):
+      raise UsageError(f"Unknown flag {arg!r}. Flags: --gin_file, "
+                       "--gin.NAME=VALUE, --gin_bindings, --gin_search_paths, "
+                       "--tfds_data_dir, --multiprocess, --coordinator_address,"
+                       " --process_count, --process_index.")
+    name, sep, value = arg[len("--gin."):].partition("=")
+    if not sep or not name:
+      raise UsageError(f"{arg!r}: expected --gin.NAME=VALUE.")
+    bindings.append(f"{name} = {value}")
+  search = [p for p in known.gin_search_paths.split(",") if p]
+  return CommandLine(known.gin_file, bindings, search, known.tfds_data_dir,
+                     known.coordinator_address, known.process_count,
+                     known.process_index, known.multiprocess)
+
+
+def _resolve_gin_file(path: str, search_paths: Sequence[str]) -> str:
+  candidates = [path] + [os.path.join(d, path) for d in search_paths]
+  for candidate in candidates:
+    if os.path.isfile(candidate):
+      return candidate
+  raise UsageError(f"--gin_file {path!r} not found (looked in: "
+                   f"{', '.join(['.'] + list(search_paths))}).")
+
+
+def _walk_values(value):
+  if isinstance(value, dict):
+    for v in value.values():
+      yield from _walk_values(v)
+  elif isinstance(value, (list, tuple)):
+    for v in value:
+      yield from _walk_values(v)
+  else:
+    yield value
+
+
+def referenced_macros() -> set[str]:
+  """Names of the macros (`%NAME`) that the parsed gin config refers to."""
+  names = set()
+  for params in gin.config._CONFIG.values():  # pylint: disable=protected-access
+    for value in _walk_values(params):
+      if isinstance(value, gin.config.ConfigurableReference):
+        selector = value.scoped_selector
+        if selector.endswith("/gin.macro"):
+          names.add(selector[:-len("/gin.macro")])
+  return names
+
+
+def _check_binding_targets(bindings: Sequence[str], known: set[str]) -> None:
+  for binding in bindings:
+    name = binding.split("=", 1)[0].strip()
+    if _MACRO_NAME.match(name) and name not in known:
+      close = difflib.get_close_matches(name, sorted(known), n=3)
+      hint = f" Did you mean {', '.join(close)}?" if close else ""
+      raise UsageError(
+          f"--gin.{name}: no gin file uses the macro {name}.{hint} Macros in "
+          f"use: {', '.join(sorted(known))}.")
+
+
+def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
+              search_paths: Sequence[str] = ()) -> None:
+  """Parses gin files then bindings, failing early with named culprits."""
+  if not gin_files:
+    raise UsageError("No --gin_file given (e.g. --gin_file=gin/aya_tiny_cpu.gin).")
+  search_paths = list(search_paths) + [os.getcwd(), DEFAULT_GIN_DIR]
+  gin.clear_config(clear_constants=False)
+  for path in search_paths:
+    gin.add_config_file_search_path(path)
+  for path in gin_files:
+    resolved = _resolve_gin_file(path, search_paths)
+    try:
+      gin.parse_config_file(resolved)
+    except IOError as e:
+      raise UsageError(f"In gin file {resolved}: {e}") from None
+    except (ValueError, SyntaxError, ImportError) as e:
+      raise UsageError(f"Bad gin file {resolved}: {e}") from None
+  _check_binding_targets(bindings, referenced_macros())
+  for binding in bindings:
+    try:
+      gin.parse_config(binding)
+    except (ValueError, SyntaxError) as e:
+      raise UsageError(
+          f"Bad binding '{binding}': {e}. Values are gin literals: quote "
+          "strings, e.g. --gin.MODEL_DIR=\"'/tmp/run'\".") from None
+  gin.finalize()
+
+
+def run(main: Callable[[CommandLine], object],
+        argv: Sequence[str] | None = None) -> None:
+  """Runs a CLI entry point; usage errors print one line and exit 2."""
+  argv = sys.argv[1:] if argv is None else argv
+  try:
+    main(parse_command_line(argv))
+  except UsageError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
