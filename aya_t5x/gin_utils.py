@@ -8,8 +8,10 @@ that no gin file uses (usually a typo), a value that is not a gin literal.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
+import logging
 import os
 import re
 import sys
@@ -78,6 +80,20 @@ def _resolve_gin_file(path: str, search_paths: Sequence[str]) -> str:
                    f"{', '.join(['.'] + list(search_paths))}).")
 
 
+@contextlib.contextmanager
+def _quiet_include_search():
+  """gin logs an ERROR for every search path an `include` is not found in."""
+  class _DropPathNotFound(logging.Filter):
+    def filter(self, record):
+      return not record.getMessage().startswith("Path not found:")
+  drop = _DropPathNotFound()
+  logging.getLogger().addFilter(drop)
+  try:
+    yield
+  finally:
+    logging.getLogger().removeFilter(drop)
+
+
 def _walk_values(value):
   if isinstance(value, dict):
     for v in value.values():
@@ -117,14 +133,16 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
   """Parses gin files then bindings, failing early with named culprits."""
   if not gin_files:
     raise UsageError("No --gin_file given (e.g. --gin_file=gin/aya_tiny_cpu.gin).")
-  search_paths = list(search_paths) + [os.getcwd(), DEFAULT_GIN_DIR]
+  search_paths = list(search_paths) + [os.getcwd(), DEFAULT_GIN_DIR,
+                                       os.path.dirname(DEFAULT_GIN_DIR)]
   gin.clear_config(clear_constants=False)
   for path in search_paths:
     gin.add_config_file_search_path(path)
   for path in gin_files:
     resolved = _resolve_gin_file(path, search_paths)
     try:
-      gin.parse_config_file(resolved)
+      with _quiet_include_search():
+        gin.parse_config_file(resolved)
     except IOError as e:
       raise UsageError(f"In gin file {resolved}: {e}") from None
     except (ValueError, SyntaxError, ImportError) as e:
@@ -138,6 +156,13 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
           f"Bad binding '{binding}': {e}. Values are gin literals: quote "
           "strings, e.g. --gin.MODEL_DIR=\"'/tmp/run'\".") from None
   gin.finalize()
+
+
+def without_gin_context(error: BaseException) -> str:
+  """The error's message without the lines gin appends about its call."""
+  lines = str(error).splitlines()
+  kept = [l for l in lines if not l.strip().startswith("In call to configurable")]
+  return " ".join(l.strip() for l in kept if l.strip()) or type(error).__name__
 
 
 def run(main: Callable[[CommandLine], object],

@@ -129,6 +129,14 @@ class LossConfig:
     return parse_loss_normalizing_factor(self.loss_normalizing_factor)
 
 
+def _count_examples(batch: Batch, real: Array) -> Array:
+  """Examples in a batch: packed rows hold one per decoder segment."""
+  segments = batch.get("decoder_segment_ids")
+  if segments is None:
+    return jnp.sum(jnp.any(real > 0, axis=-1).astype(jnp.float32))
+  return jnp.sum(jnp.max(segments, axis=-1).astype(jnp.float32))
+
+
 class EncoderDecoderModel:
   """mT5 with its loss: the object the trainer, eval and inference share."""
 
@@ -183,7 +191,7 @@ class EncoderDecoderModel:
         "target_tokens": jnp.sum(real),
         "nonpadding_encoder_tokens": jnp.sum(
             (batch["encoder_input_tokens"] > 0).astype(jnp.float32)),
-        "sequences": jnp.sum(jnp.any(real > 0, axis=-1).astype(jnp.float32)),
+        "sequences": _count_examples(batch, real),
     }
     return loss, metrics
 

@@ -1,0 +1,40 @@
+# The few targets a newcomer needs. Every target builds the pinned venv in
+# .venv first (Python 3.11), so `make demo` and `make test` work on a fresh
+# clone with nothing else installed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+DEMO_DIR ?= $(CURDIR)/demo_run
+PYTEST_WORKERS ?= 2
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): setup.py requirements/lock.txt requirements/core.txt requirements/test.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "aya_t5x needs Python 3.11, found " + sys.version'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# Finetune the tiny mT5 on the shipped multilingual demo data, then evaluate.
+demo: $(INSTALLED)
+	rm -rf $(DEMO_DIR)
+	$(BIN)/python -m aya_t5x.train --gin_file=gin/aya_tiny_cpu.gin \
+	  --gin.MODEL_DIR="'$(DEMO_DIR)'"
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests
+
+# Everything but the tests marked slow.
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" tests
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/train_step.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) *.egg-info

@@ -1,0 +1,312 @@
+r"""Train (finetune) an mT5 model: the T5X-style command line.
+
+  python -m aya_t5x.train --gin_file=gin/aya_tiny_cpu.gin \
+      --gin.MODEL_DIR="'/tmp/aya_tiny'" --gin.TRAIN_STEPS=300
+
+`train()` is a short sequence of named steps; each lives in its own module
+(partitioning, trainer, data, checkpoints, metrics_writer). Re-running the
+same command resumes from the newest checkpoint in MODEL_DIR, data position
+included. SIGTERM (a TPU VM preemption) saves a checkpoint and exits 0.
+"""
+
+import dataclasses
+import importlib
+import os
+import time
+from typing import Any, Mapping
+
+from absl import logging
+import gin
+import jax
+import numpy as np
+
+from aya_t5x import checkpoints
+from aya_t5x import data
+from aya_t5x import gin_utils
+from aya_t5x import metrics_writer
+from aya_t5x import model as model_lib
+from aya_t5x import optim
+from aya_t5x import partitioning
+from aya_t5x import trainer as trainer_lib
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """The run's own knobs, validated before anything heavy starts."""
+  model_dir: str  # MODEL_DIR: checkpoints, metrics, TensorBoard.
+  total_steps: int  # TRAIN_STEPS: the step the run stops at (absolute).
+  eval_period: int = 0  # EVAL_PERIOD: teacher-forced eval every N steps.
+  eval_steps: int | None = None  # EVAL_STEPS: eval batches (None = all).
+  log_period: int = 10  # LOG_PERIOD: steps between metric flushes.
+
+  def __post_init__(self):
+    if not isinstance(self.model_dir, str) or not self.model_dir:
+      raise ValueError(f"MODEL_DIR must be a non-empty string, got "
+                       f"{self.model_dir!r}.")
+    for name, value, minimum in (("TRAIN_STEPS", self.total_steps, 1),
+                                 ("EVAL_PERIOD", self.eval_period, 0),
+                                 ("LOG_PERIOD", self.log_period, 1)):
+      if not isinstance(value, int) or isinstance(value, bool) or (
+          value < minimum):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got "
+                         f"{value!r}.")
+    if self.eval_steps is not None and (not isinstance(self.eval_steps, int)
+                                        or self.eval_steps < 1):
+      raise ValueError(f"EVAL_STEPS must be None or an integer >= 1, got "
+                       f"{self.eval_steps!r}.")
+
+
+@dataclasses.dataclass
+class _Run:
+  """What the steps of one training run share."""
+  config: RunConfig
+  trainer: trainer_lib.Trainer
+  partitioner: partitioning.Partitioner
+  train_iterator: data.DataIterator
+  checkpointer: checkpoints.Checkpointer
+  writer: metrics_writer.MetricsWriter
+
+
+def _train_iterator(cfg: data.DatasetConfig,
+                    partitioner: partitioning.Partitioner) -> data.DataIterator:
+  shard_id, num_shards = data.get_global_shard_info(partitioner.mesh)
+  return data.DataIterator(data.get_dataset(cfg, shard_id, num_shards))
+
+
+def _restore_or_init(run: _Run, restore_cfg: checkpoints.RestoreCheckpointConfig
+                     ) -> PyTree:
+  return checkpoints.restore_or_init(
+      run.checkpointer, restore_cfg, run.trainer.abstract_state(),
+      run.trainer.init_state, data_iterator=run.train_iterator)
+
+
+def _evaluate(run: _Run, cfg: data.DatasetConfig, params: PyTree) -> dict:
+  """Teacher-forced loss and accuracy over (a prefix of) the eval split."""
+  shard_id, num_shards = data.get_global_shard_info(run.partitioner.mesh)
+  dataset = data.get_dataset(cfg, shard_id, num_shards, num_epochs=1)
+  if run.config.eval_steps:
+    dataset = dataset.take(run.config.eval_steps)
+  sums = [run.trainer.eval_sums(
+      params, data.make_global_batch(batch, run.partitioner.mesh))
+          for batch in dataset.as_numpy_iterator()]
+  if not sums:
+    raise ValueError(f"Eval split '{cfg.split}' of {cfg.mixture_or_task_name} "
+                     f"has fewer than BATCH_SIZE={cfg.batch_size} examples.")
+  return trainer_lib.summarize_eval(sums)
+
+
+class _StepLogger:
+  """Collects device metrics and writes them every `log_period` steps.
+
+  Fetching once per period keeps the host from waiting on every step; every
+  step still gets its own JSONL row.
+  """
+
+  def __init__(self, writer: metrics_writer.MetricsWriter,
+               examples_seen: float):
+    self.writer = writer
+    self.examples_seen = examples_seen
+    self.pending: list[tuple[int, Mapping[str, jax.Array]]] = []
+    self.last_flush = time.time()
+    self.history: list[dict] = []
+
+  def add(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
+    self.pending.append((step, metrics))
+
+  def flush(self) -> None:
+    if not self.pending:
+      return
+    fetched = jax.device_get(self.pending)
+    elapsed = max(time.time() - self.last_flush, 1e-9)
+    tokens = sum(m["num_target_tokens"] + m["num_encoder_tokens"]
+                 for _, m in fetched)
+    for step, metrics in fetched:
+      self.examples_seen += float(metrics["num_sequences"])
+      row = {k: float(v) for k, v in metrics.items()}
+      row["examples_seen"] = self.examples_seen
+      row["timing/steps_per_second"] = len(fetched) / elapsed
+      row["timing/tokens_per_second"] = float(tokens) / elapsed
+      self.writer.write(step, row)
+      self.history.append({"step": step, **row})
+    self.writer.flush()
+    self.pending, self.last_flush = [], time.time()
+
+
+def _examples_seen_before(writer: metrics_writer.MetricsWriter,
+                          step: int) -> float:
+  writer.truncate_after(step)
+  if step == 0 or not os.path.exists(writer.path):
+    return 0.0
+  rows = metrics_writer.read_metrics(writer.path)
+  return float(rows[-1].get("examples_seen", 0.0)) if rows else 0.0
+
+
+def _train_loop(run: _Run, state: PyTree,
+                eval_cfg: data.DatasetConfig | None) -> tuple[PyTree, str]:
+  """Steps until TRAIN_STEPS or a preemption; returns the state and why."""
+  cfg, mesh = run.config, run.partitioner.mesh
+  step = int(jax.device_get(state["step"]))
+  logger = _StepLogger(run.writer, _examples_seen_before(run.writer, step))
+  status = "finished"
+  with checkpoints.PreemptionHandler() as preemption:
+    while step < cfg.total_steps:
+      host_batch = next(run.train_iterator)
+      state, metrics = run.trainer.train_step(
+          state, data.make_global_batch(host_batch, mesh))
+      step += 1
+      logger.add(step, dict(metrics, **{
+          "data/batch_fingerprint": data.batch_fingerprint(host_batch)}))
+      if step % cfg.log_period == 0:
+        logger.flush()
+      if eval_cfg is not None and cfg.eval_period and (
+          step % cfg.eval_period == 0):
+        _write_eval(run, eval_cfg, state, step)
+      if preemption.should_stop(step):
+        status = "preempted"
+        break
+      run.checkpointer.save(step, state, run.train_iterator)
+  logger.flush()
+  run.checkpointer.save(step, state, run.train_iterator, force=True)
+  run.checkpointer.wait_until_finished()
+  run.history = logger.history
+  return state, status
+
+
+def _write_eval(run: _Run, cfg: data.DatasetConfig, state: PyTree, step: int):
+  metrics = _evaluate(run, cfg, state["params"])
+  eval_writer = metrics_writer.MetricsWriter(run.config.model_dir, "eval")
+  eval_writer.write(step, {f"{cfg.split}/{k}": v for k, v in metrics.items()})
+  eval_writer.close()
+  logging.info("eval at step %d: %s", step, metrics)
+
+
+@gin.configurable(denylist=["run_config_overrides"])
+def train(*,
+          model: model_lib.EncoderDecoderModel,
+          train_dataset_cfg: data.DatasetConfig,
+          optimizer: optim.Adafactor,
+          model_dir: str,
+          total_steps: int,
+          partitioning_config: partitioning.PartitioningConfig = (
+              partitioning.PartitioningConfig()),
+          trainer_config: trainer_lib.TrainerConfig = (
+              trainer_lib.TrainerConfig()),
+          checkpoint_cfg: checkpoints.CheckpointConfig = (
+              checkpoints.CheckpointConfig()),
+          restore_cfg: checkpoints.RestoreCheckpointConfig = (
+              checkpoints.RestoreCheckpointConfig()),
+          eval_dataset_cfg: data.DatasetConfig | None = None,
+          eval_period: int = 0,
+          eval_steps: int | None = None,
+          log_period: int = 10,
+          run_config_overrides: Mapping[str, Any] | None = None) -> dict:
+  """Runs training to `total_steps` and returns a summary of the run."""
+  run_config = RunConfig(model_dir, total_steps, eval_period, eval_steps,
+                         log_period)
+  if run_config_overrides:
+    run_config = dataclasses.replace(run_config, **run_config_overrides)
+  partitioner = partitioning.Partitioner(partitioning_config)
+  for cfg in filter(None, (train_dataset_cfg, eval_dataset_cfg)):
+    partitioner.local_batch_rows(cfg.batch_size)
+  trainer = trainer_lib.Trainer(model, optimizer, partitioner, trainer_config)
+  run = _Run(run_config, trainer, partitioner,
+             _train_iterator(train_dataset_cfg, partitioner),
+             checkpoints.Checkpointer(model_dir, checkpoint_cfg),
+             metrics_writer.MetricsWriter(model_dir, "train"))
+  state = _restore_or_init(run, restore_cfg)
+  _SETUP.done = True
+  start_step = int(jax.device_get(state["step"]))
+  initial_eval = None
+  if eval_dataset_cfg is not None and eval_period and start_step == 0:
+    initial_eval = _evaluate(run, eval_dataset_cfg, state["params"])
+  state, status = _train_loop(run, state, eval_dataset_cfg)
+  final_eval = None
+  if eval_dataset_cfg is not None and eval_period:
+    final_eval = _evaluate(run, eval_dataset_cfg, state["params"])
+  run.checkpointer.close()
+  run.writer.close()
+  return {
+      "status": status, "start_step": start_step,
+      "step": int(jax.device_get(state["step"])),
+      "model_dir": model_dir, "metrics": run.writer.path,
+      "checkpoint_steps": checkpoints.committed_steps(model_dir),
+      "history": run.history, "initial_eval": initial_eval,
+      "final_eval": final_eval,
+  }
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+  """A few readable lines for the end of a run."""
+  history = summary["history"]
+  lines = [f"aya_t5x.train: {summary['status']} at step {summary['step']} "
+           f"(started at step {summary['start_step']})."]
+  if history:
+    first, last = history[0], history[-1]
+    lines.append(f"  train loss: {first['loss']:.4f} (step {first['step']}) "
+                 f"-> {last['loss']:.4f} (step {last['step']}); accuracy "
+                 f"{first['accuracy']:.3f} -> {last['accuracy']:.3f}")
+    lines.append(f"  speed: {last['timing/tokens_per_second']:.0f} tokens/s")
+  for name in ("initial_eval", "final_eval"):
+    if summary.get(name):
+      ev = summary[name]
+      lines.append(f"  {name.replace('_', ' ')}: loss {ev['loss']:.4f}, "
+                   f"token accuracy {ev['accuracy']:.3f}")
+  lines.append(f"  checkpoints: {summary['model_dir']}/checkpoint_"
+               f"{{{','.join(map(str, summary['checkpoint_steps']))}}}")
+  lines.append(f"  metrics: {summary['metrics']} (TensorBoard: "
+               f"{summary['model_dir']}/train)")
+  return "\n".join(lines)
+
+
+def _initialize_runtime(command_line: gin_utils.CommandLine) -> None:
+  """Multi-process JAX, TFDS location, and TensorFlow kept off the GPU."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  if command_line.multiprocess or command_line.coordinator_address:
+    jax.distributed.initialize(
+        coordinator_address=command_line.coordinator_address,
+        num_processes=command_line.process_count,
+        process_id=command_line.process_index)
+  if command_line.tfds_data_dir:
+    import seqio  # pylint: disable=g-import-not-at-top
+    seqio.set_tfds_data_dir_override(command_line.tfds_data_dir)
+
+
+def main(command_line: gin_utils.CommandLine) -> dict:
+  """Parses gin, validates the configuration, then trains.
+
+  Anything that goes wrong before the first train step (a gin binding of the
+  wrong type, a missing required macro, an unknown task, a checkpoint that
+  does not fit the model) is a usage error: one message, exit code 2.
+  """
+  gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
+                      command_line.gin_search_paths)
+  _initialize_runtime(command_line)
+  _SETUP.done = False
+  try:
+    summary = train()  # pylint: disable=missing-kwoa  (gin supplies them)
+  except (TypeError, ValueError, FileNotFoundError) as e:
+    if _SETUP.done:
+      raise
+    raise gin_utils.UsageError(gin_utils.without_gin_context(e)) from None
+  print(format_summary(summary), flush=True)
+  return summary
+
+
+class _SetupPhase:
+  """Marks when a CLI run has passed set-up and started training."""
+  done = True
+
+
+_SETUP = _SetupPhase()
+
+
+def console_main() -> None:
+  gin_utils.run(main)
+
+
+if __name__ == "__main__":
+  # Run through the package module so gin binds the same `train` object.
+  importlib.import_module("aya_t5x.train").console_main()
