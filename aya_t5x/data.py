@@ -1,4 +1,4 @@
-"""The training data path: SeqIO task -> model features -> host batches -> jax.Arrays.
+"""The training data path: SeqIO -> model features -> host batches -> arrays.
 
 One dataset per process reads only the rows that process feeds to its devices
 (T5X's "per-host shard"); `make_global_batch` stitches the host batches into
@@ -12,6 +12,7 @@ import difflib
 import importlib
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -111,8 +112,8 @@ def per_host_batch_size(global_batch_size: int, num_shards: int) -> int:
 def _resolve_seed(cfg: DatasetConfig) -> int | None:
   """The shuffle seed, identical on every process.
 
-  Without a configured seed T5X draws one from the clock on process 0 and
-  broadcasts it, so that processes that read the same rows agree.
+  Without a configured seed, as in T5X, process 0 draws one and broadcasts
+  it, so that processes that read the same rows agree.
   """
   if cfg.seed is not None or not cfg.shuffle:
     return cfg.seed
@@ -124,14 +125,14 @@ def _resolve_seed(cfg: DatasetConfig) -> int | None:
   return int(multihost_utils.broadcast_one_to_all(local_seed))
 
 
-def _with_resumable_options(ds: tf.data.Dataset) -> tf.data.Dataset:
-  """Options that make the batches a function of the seed and checkpointable.
+def _resumable(ds: tf.data.Dataset) -> tf.data.Dataset:
+  """Options that make the batch sequence a function of the seed, and savable.
 
   `deterministic` pins the element order of parallel maps and interleaves.
-  The WARN policy lets iterator checkpoints skip ops that TF calls stateful
-  but that are pure here (the Python JSON parse of `register_jsonl_task`);
-  the default, FAIL, refuses to save such a pipeline at all. TF logs the ops
-  it skipped, so a truly stateful preprocessor is still visible.
+  The WARN policy lets iterator checkpoints pass over ops TF calls stateful
+  but that are pure in our sources (`tf.numpy_function` decoders); TF's
+  default, FAIL, would refuse to save such a pipeline at all. TF logs each op
+  it passed over, so a truly stateful preprocessor stays visible.
   """
   options = tf.data.Options()
   options.deterministic = True
@@ -186,7 +187,7 @@ def get_dataset(
       trim_output_features=cfg.trim_output_features,
   )
   ds = ds.batch(host_batch, drop_remainder=cfg.drop_remainder)
-  return _with_resumable_options(ds.prefetch(tf.data.AUTOTUNE))
+  return _resumable(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def _to_numpy(batch: Mapping[str, tf.Tensor]) -> dict[str, np.ndarray]:
@@ -200,14 +201,24 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
   is saved as is, so a restored iterator yields exactly the batch that would
   have come next. Nothing is prefetched on the Python side: a batch counts as
   consumed once `__next__` returns it.
+
+  tf.data cannot tell every change of the dataset definition from the saved
+  state (a new seed restores silently), so the iterator can carry a
+  `description` of its dataset, saved beside the state and checked on
+  restore.
   """
 
-  def __init__(self, dataset: tf.data.Dataset):
+  def __init__(
+      self,
+      dataset: tf.data.Dataset,
+      description: Mapping[str, Any] | None = None,
+  ):
     self._iterator = iter(dataset)
     self._batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False)
     self._checkpoint = tf.train.Checkpoint(
         iterator=self._iterator, batches_consumed=self._batches_consumed
     )
+    self._description = _json_round_trip(description)
 
   def __iter__(self) -> "DataIterator":
     return self
@@ -225,7 +236,11 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
   def save_state(self, directory: str) -> None:
     """Writes this process's iterator state under `directory`."""
     tf.io.gfile.makedirs(directory)
-    self._checkpoint.write(_state_prefix(directory))
+    prefix = _state_prefix(directory)
+    self._checkpoint.write(prefix)
+    if self._description is not None:
+      with tf.io.gfile.GFile(prefix + ".json", "w") as f:
+        json.dump(self._description, f, indent=2, sort_keys=True)
 
   def restore_state(self, directory: str) -> None:
     """Continues from the state `save_state` wrote under `directory`.
@@ -233,6 +248,7 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
     Raises:
       FileNotFoundError: no state for this process (e.g. the number of
         processes changed, which also changes every data shard).
+      ValueError: the state was saved from a different dataset.
     """
     prefix = _state_prefix(directory)
     if not tf.io.gfile.exists(prefix + ".index"):
@@ -242,7 +258,70 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
           "number of processes as the run that saved it; found: "
           f"{_listdir(directory)}."
       )
-    self._checkpoint.read(prefix).assert_consumed()
+    self._check_description(prefix + ".json")
+    try:
+      self._checkpoint.read(prefix).assert_consumed()
+    except (tf.errors.OpError, AssertionError) as e:
+      raise ValueError(
+          f"The data iterator state at {prefix} does not fit this dataset: "
+          "the task, its preprocessors, feature lengths, packing, batch size "
+          f"and shards must match the run that saved it. TF says: {e}"
+      ) from e
+
+  def _check_description(self, path: str) -> None:
+    """Fails, naming the fields, if the saved dataset differs from this one."""
+    if self._description is None or not tf.io.gfile.exists(path):
+      return
+    with tf.io.gfile.GFile(path) as f:
+      saved = json.load(f)
+    changed = sorted(
+        k
+        for k in saved.keys() | self._description.keys()
+        if saved.get(k) != self._description.get(k)
+    )
+    if changed:
+      details = ", ".join(
+          f"{k}: saved {saved.get(k)!r}, now {self._description.get(k)!r}"
+          for k in changed
+      )
+      raise ValueError(
+          f"The data iterator state at {path} was saved for a different "
+          f"dataset ({details}). Restore with the original data settings, "
+          "or start the data from scratch in a new model directory."
+      )
+
+
+def _json_round_trip(description: Mapping[str, Any] | None):
+  """What the description reads back as from JSON (tuples become lists)."""
+  if description is None:
+    return None
+  return json.loads(json.dumps(description, sort_keys=True))
+
+
+def describe_dataset(
+    cfg: DatasetConfig, shard_id: int, num_shards: int
+) -> dict[str, Any]:
+  """What defines a host's batch sequence, for `DataIterator` checks."""
+  return dataclasses.asdict(cfg) | {
+      "shard_id": shard_id,
+      "num_shards": num_shards,
+  }
+
+
+def get_data_iterator(
+    cfg: DatasetConfig,
+    shard_id: int,
+    num_shards: int,
+    feature_converter_cls: type[
+        seqio.FeatureConverter
+    ] = seqio.EncDecFeatureConverter,
+    num_epochs: int | None = None,
+) -> DataIterator:
+  """`get_dataset` wrapped in a `DataIterator` that checks its restores."""
+  dataset = get_dataset(
+      cfg, shard_id, num_shards, feature_converter_cls, num_epochs
+  )
+  return DataIterator(dataset, describe_dataset(cfg, shard_id, num_shards))
 
 
 def _state_prefix(directory: str) -> str:
@@ -257,15 +336,14 @@ def _listdir(directory: str) -> list[str]:
   return sorted(tf.io.gfile.listdir(directory))
 
 
-def _batch_axis_size(
-    mesh: jax.sharding.Mesh, batch_partition_spec: jax.sharding.PartitionSpec
-) -> int:
-  """How many ways the batch dimension is split over the mesh."""
+def _batch_axes(
+    batch_partition_spec: jax.sharding.PartitionSpec,
+) -> tuple[str, ...]:
+  """The mesh axes the batch dimension is split over (none: replicated)."""
   axes = batch_partition_spec[0] if len(batch_partition_spec) else None
   if axes is None:
-    return 1
-  axes = (axes,) if isinstance(axes, str) else tuple(axes)
-  return int(np.prod([mesh.shape[a] for a in axes]))
+    return ()
+  return (axes,) if isinstance(axes, str) else tuple(axes)
 
 
 def get_global_shard_info(
@@ -280,9 +358,10 @@ def get_global_shard_info(
   Raises:
     ValueError: this process's batch rows are not one contiguous block.
   """
-  num_rows = _batch_axis_size(mesh, batch_partition_spec)
+  axes = _batch_axes(batch_partition_spec)
+  num_rows = int(np.prod([mesh.shape[a] for a in axes]))
   sharding = jax.sharding.NamedSharding(
-      mesh, jax.sharding.PartitionSpec(batch_partition_spec[0])
+      mesh, jax.sharding.PartitionSpec(axes or None)
   )
   rows = set()
   for index in sharding.addressable_devices_indices_map((num_rows,)).values():
@@ -315,22 +394,118 @@ def make_global_batch(
   }
 
 
+# JSON's one-character escapes; each pattern matches one whole escape token.
+_JSON_ESCAPES = (
+    (r'^\\"$', '"'),
+    (r"^\\\\$", r"\\"),
+    (r"^\\/$", "/"),
+    (r"^\\b$", "\b"),
+    (r"^\\f$", "\f"),
+    (r"^\\n$", "\n"),
+    (r"^\\r$", "\r"),
+    (r"^\\t$", "\t"),
+)
+_UNICODE_ESCAPE = r"\\u[0-9a-fA-F]{4}"
+# Token separator: valid JSON text never holds a raw NUL byte.
+_SEPARATOR = "\x00"
+
+
+def _json_string_field(line: tf.Tensor, key: str) -> tf.Tensor:
+  """The still-escaped value of the string field `key` of a flat JSON object.
+
+  In valid JSON `"key"` followed by a colon only occurs as a key: a quote
+  inside a value is always escaped.
+  """
+  pattern = r'^.*?"' + re.escape(key) + r'"\s*:\s*"((?:[^"\\]|\\.)*)".*$'
+  found = tf.strings.regex_full_match(line, pattern)
+  check = tf.debugging.Assert(
+      found, ["jsonl line without a string field", key, line], summarize=1
+  )
+  with tf.control_dependencies([check]):
+    return tf.strings.regex_replace(line, pattern, r"\1")
+
+
+def _escape_tokens(raw: tf.Tensor) -> tf.Tensor:
+  """Splits an escaped string into runs of plain text and single escapes."""
+  marked = tf.strings.regex_replace(
+      raw, rf"({_UNICODE_ESCAPE}|\\.)", rf"{_SEPARATOR}\1{_SEPARATOR}"
+  )
+  tokens = tf.strings.split(marked, _SEPARATOR)
+  return tf.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+
+
+def _hex_code_points(tokens: tf.Tensor) -> tf.Tensor:
+  r"""The UTF-16 code unit of each `\uXXXX` token."""
+  digits = tf.strings.unicode_decode(
+      tf.strings.substr(tokens, 2, 4), "UTF-8"
+  ).to_tensor(shape=[None, 4])
+  values = tf.where(
+      digits >= ord("a"),
+      digits - ord("a") + 10,
+      tf.where(digits >= ord("A"), digits - ord("A") + 10, digits - ord("0")),
+  )
+  return tf.reduce_sum(values * tf.constant([4096, 256, 16, 1]), axis=1)
+
+
+def _in_range(x: tf.Tensor, low: int, high: int) -> tf.Tensor:
+  return (x >= low) & (x <= high)
+
+
+def _decode_unicode_escapes(
+    tokens: tf.Tensor, is_unicode: tf.Tensor
+) -> tf.Tensor:
+  r"""UTF-8 text of `\uXXXX` tokens, joining UTF-16 surrogate pairs."""
+  units = tf.where(
+      is_unicode, _hex_code_points(tf.where(is_unicode, tokens, r"\u0000")), -1
+  )
+  following = tf.concat([units[1:], [-1]], 0)
+  preceding = tf.concat([[-1], units[:-1]], 0)
+  high = _in_range(units, 0xD800, 0xDBFF) & _in_range(
+      following, 0xDC00, 0xDFFF
+  )
+  low = _in_range(units, 0xDC00, 0xDFFF) & _in_range(
+      preceding, 0xD800, 0xDBFF
+  )
+  code_points = tf.where(
+      high, 0x10000 + (units - 0xD800) * 0x400 + (following - 0xDC00), units
+  )
+  text = tf.strings.unicode_encode(tf.maximum(code_points, 0)[:, None], "UTF-8")
+  return tf.where(low, "", text)
+
+
+def _json_unescape(raw: tf.Tensor) -> tf.Tensor:
+  """Decodes a JSON string body (what lies between the quotes)."""
+  tokens = _escape_tokens(raw)
+  is_unicode = tf.strings.regex_full_match(tokens, _UNICODE_ESCAPE)
+  unicode_text = _decode_unicode_escapes(tokens, is_unicode)
+  for pattern, rewrite in _JSON_ESCAPES:
+    tokens = tf.strings.regex_replace(tokens, pattern, rewrite)
+  return tf.strings.reduce_join(tf.where(is_unicode, unicode_text, tokens))
+
+
+def parse_json_fields(
+    line: tf.Tensor, keys: Sequence[str] = ("inputs", "targets")
+) -> dict[str, tf.Tensor]:
+  """String fields of one jsonl line, in TF ops only.
+
+  TF has no JSON op. A `tf.py_function` parse would hold the GIL against the
+  training loop, make tf.data refuse to checkpoint the iterator (it counts as
+  external state), and can hang the interpreter at exit; regexes avoid all
+  three. Lines must be flat JSON objects; a missing key fails the pipeline.
+  """
+  return {key: _json_value(_json_string_field(line, key)) for key in keys}
+
+
+def _json_value(raw: tf.Tensor) -> tf.Tensor:
+  """Skips the unescaping work for the many values without a backslash."""
+  plain = tf.strings.regex_full_match(raw, r"[^\\]*")
+  return tf.cond(plain, lambda: raw, lambda: _json_unescape(raw))
+
+
 @seqio.map_over_dataset
 def parse_json_line(line: tf.Tensor) -> dict[str, tf.Tensor]:
-  """A jsonl line -> {"inputs", "targets"} strings.
-
-  TF has no JSON op, so the parse runs in Python; it is pure, so iterator
-  checkpoints (which cannot capture Python state) stay exact.
-  """
-
-  def parse(raw: bytes) -> tuple[str, str]:
-    record = json.loads(raw.numpy().decode("utf-8"))
-    return record["inputs"], record["targets"]
-
-  inputs, targets = tf.py_function(parse, [line], [tf.string, tf.string])
-  inputs.set_shape([])
-  targets.set_shape([])
-  return {"inputs": inputs, "targets": targets}
+  """Preprocessor: a jsonl line -> {"inputs", "targets"} strings."""
+  return parse_json_fields(line)
 
 
 def register_jsonl_task(

@@ -1,4 +1,4 @@
-"""Tests for aya_t5x.data: determinism, packing, resumption, sharding, meshes."""
+"""Tests for aya_t5x.data: determinism, packing, resume, sharding, meshes."""
 
 import json
 import os
@@ -55,6 +55,7 @@ def _register_tiny_task() -> None:
           seqio.preprocessors.append_eos_after_trim,
       ],
       output_features={"inputs": feature, "targets": feature},
+      shuffle_buffer_size=_NUM_EXAMPLES,  # Small buffers keep the tests fast.
   )
 
 
@@ -75,8 +76,8 @@ def _config(**overrides) -> data.DatasetConfig:
 
 
 def _iterator(cfg, shard_id=0, num_shards=1, num_epochs=None):
-  return data.DataIterator(
-      data.get_dataset(cfg, shard_id, num_shards, num_epochs=num_epochs)
+  return data.get_data_iterator(
+      cfg, shard_id, num_shards, num_epochs=num_epochs
   )
 
 
@@ -153,6 +154,21 @@ def test_restore_without_saved_state_names_the_missing_file(tmp_path):
     _iterator(_config()).restore_state(str(tmp_path))
 
 
+def test_restore_with_another_seed_fails_naming_the_field(tmp_path):
+  _iterator(_config(seed=3)).save_state(str(tmp_path))
+  with pytest.raises(ValueError, match="seed: saved 3, now 4"):
+    _iterator(_config(seed=4)).restore_state(str(tmp_path))
+
+
+def test_restore_into_another_pipeline_fails_with_a_clear_error(tmp_path):
+  unpacked = data.DataIterator(data.get_dataset(_config(), 0, 1))
+  next(unpacked)
+  unpacked.save_state(str(tmp_path))
+  packed = data.DataIterator(data.get_dataset(_config(pack=True), 0, 1))
+  with pytest.raises(ValueError, match="must match the run that saved it"):
+    packed.restore_state(str(tmp_path))
+
+
 def test_two_shards_read_disjoint_examples_covering_the_split():
   cfg = _config(shuffle=False, seed=None, batch_size=10)
   whole = _rows(list(_iterator(cfg, num_epochs=1)))
@@ -174,18 +190,19 @@ def test_make_global_batch_puts_each_devices_rows_on_it():
   host = {"encoder_input_tokens": np.arange(8 * 32).reshape(8, 32)}
   array = data.make_global_batch(host, mesh)["encoder_input_tokens"]
   assert array.shape == (8, 32)
-  row_block = {
-      d: i for i, row in enumerate(mesh.devices) for d in row
-  }  # data-axis coordinate of each device
+  # Each device's coordinate on the data axis picks its 2 of the 8 rows.
+  data_index = {d: i for i, row in enumerate(mesh.devices) for d in row}
   for shard in array.addressable_shards:
-    block = row_block[shard.device]
-    np.testing.assert_array_equal(
-        np.asarray(shard.data), host["encoder_input_tokens"][2 * block : 2 * block + 2]
-    )
+    first = 2 * data_index[shard.device]
+    want = host["encoder_input_tokens"][first : first + 2]
+    np.testing.assert_array_equal(np.asarray(shard.data), want)
 
 
 def test_single_process_reads_the_whole_batch():
-  assert data.get_global_shard_info(_mesh_4x2()) == (0, 1)
+  mesh = _mesh_4x2()
+  assert data.get_global_shard_info(mesh) == (0, 1)
+  replicated = jax.sharding.PartitionSpec()
+  assert data.get_global_shard_info(mesh, replicated) == (0, 1)
 
 
 def test_unknown_task_name_error_lists_close_names():
@@ -196,6 +213,78 @@ def test_unknown_task_name_error_lists_close_names():
 def test_indivisible_batch_size_error_names_batch_size():
   with pytest.raises(ValueError, match="BATCH_SIZE=10"):
     data.get_dataset(_config(batch_size=10), 0, 4)
+
+
+_TRICKY_RECORDS = [
+    {"inputs": 'a "quoted" \\ slash \\n', "targets": "two\nlines\ttab\r\b\f/"},
+    {"targets": "Ελληνικά ☕🙂 日本語。", "inputs": "हिंदी । русский"},
+    {"id": 3, "targets": 'say "inputs": "no"', "inputs": 'x\\"inputs\\": "y'},
+    {"inputs": "\u0000\u001f", "targets": "\\u1234 is text"},
+    {"inputs": "", "targets": "", "lang": "en"},
+]
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+@pytest.mark.parametrize("record", _TRICKY_RECORDS)
+def test_json_parse_in_tf_matches_json_loads(record, ensure_ascii):
+  line = json.dumps(record, ensure_ascii=ensure_ascii)
+  parsed = data.parse_json_fields(tf.constant(line))
+  assert parsed["inputs"].numpy().decode() == record["inputs"]
+  assert parsed["targets"].numpy().decode() == record["targets"]
+
+
+def test_json_line_without_field_fails_naming_it():
+  with pytest.raises(tf.errors.InvalidArgumentError, match="targets"):
+    data.parse_json_fields(tf.constant('{"inputs": "a"}'))
+
+
+def test_jsonl_task_resumes_exactly(tmp_path):
+  path = tmp_path / "train.jsonl"
+  records = [{"inputs": f"q{i} é", "targets": f"a{i}"} for i in range(40)]
+  lines = [json.dumps(r) for r in records]
+  path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+  name = "aya_t5x_test_data_jsonl"
+  seqio.TaskRegistry.remove(name)
+  data.register_jsonl_task(
+      name, {"train": str(path)}, seqio.ByteVocabulary(), shuffle_buffer_size=40
+  )
+  cfg = _config(mixture_or_task_name=name, batch_size=4)
+  uninterrupted = _iterator(cfg)
+  _take(uninterrupted, 8)
+  uninterrupted.save_state(str(tmp_path / "dataset"))
+  expected = _take(uninterrupted, 6)  # Crosses the end of epoch 1.
+  resumed = _iterator(cfg)
+  resumed.restore_state(str(tmp_path / "dataset"))
+  _assert_same_batches(expected, _take(resumed, 6))
+
+
+@seqio.map_over_dataset
+def _numpy_identity(example):
+  """A pure Python preprocessor, which TF nonetheless calls stateful."""
+  inputs = tf.numpy_function(lambda x: x, [example["inputs"]], tf.string)
+  inputs.set_shape([])
+  return {**example, "inputs": inputs}
+
+
+def test_pipeline_with_numpy_function_resumes_exactly(tmp_path):
+  name = "aya_t5x_test_data_numpy_function"
+  seqio.TaskRegistry.remove(name)
+  tiny = seqio.get_mixture_or_task(_TASK)
+  seqio.TaskRegistry.add(
+      name,
+      source=tiny.source,
+      preprocessors=[_numpy_identity, *tiny.preprocessors],
+      output_features=tiny.output_features,
+      shuffle_buffer_size=_NUM_EXAMPLES,
+  )
+  cfg = _config(mixture_or_task_name=name)
+  uninterrupted = _iterator(cfg)
+  _take(uninterrupted, 2)
+  uninterrupted.save_state(str(tmp_path))
+  expected = _take(uninterrupted, 3)
+  resumed = _iterator(cfg)
+  resumed.restore_state(str(tmp_path))
+  _assert_same_batches(expected, _take(resumed, 3))
 
 
 @pytest.mark.skipif(

@@ -1,0 +1,89 @@
+"""xP3x: templated academic datasets in 277 languages (Aya Table 1, row 1).
+
+One task per Aya language, `aya_xp3x_<code>` (101 tasks), reading the
+language's directories of `CohereForAI/xP3x` (`data/<code>_<Script>/*.jsonl`,
+for every code and script the registry knows for it: `ara` reads `arb_Arab`,
+`ary_Arab`, ...; `zho` reads `zho_Hans` and `zho_Hant`). Each example keeps
+its xP3x `dataset` as metadata, so reports and mixtures see the datasets
+inside a language (`sources.count_task(...).kept_by_dataset`).
+
+Filtering (paper section 2): template pruning from the list shipped in
+`data/xp3x_templates.json` (reviewed lists per dataset, a rule-based
+fallback for the others, held-out evaluation datasets), then the common
+hygiene. See `preprocessors.TemplatePruning`.
+"""
+
+import functools
+import json
+import os
+
+import seqio
+
+from aya_t5x import languages
+from aya_t5x import preprocessors
+from aya_t5x import sources
+from aya_t5x.tasks import catalog
+from aya_t5x.tasks import registry_helpers
+
+REPO_ID = "CohereForAI/xP3x"
+TEMPLATES_PATH = os.path.join(registry_helpers.DATA_DIR, "xp3x_templates.json")
+TASK_PREFIX = "aya_xp3x"
+FIELDS = sources.Fields(language=None, dataset="dataset",
+                        extra={"template": "template", "config": "config"})
+
+
+@functools.cache
+def template_config() -> dict:
+  with open(TEMPLATES_PATH, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def template_pruning() -> preprocessors.TemplatePruning:
+  """A fresh pruning filter from the shipped template list."""
+  config = template_config()
+  return preprocessors.TemplatePruning(
+      kept={d: frozenset(t) for d, t in config["kept_templates"].items()},
+      held_out=tuple(config["held_out"]),
+      min_median_target_chars=config["min_median_target_chars"],
+      similarity=config["near_duplicate_similarity"])
+
+
+def directory_patterns(language: languages.Language) -> tuple[str, ...]:
+  """`data/<code>_<Script>/*.jsonl` for each code and script of a language."""
+  codes = [c for c in language.codes if len(c) == 3]
+  return tuple(f"data/{code}_{script}/*.jsonl" for code in codes
+               for script in language.script_codes)
+
+
+def spec(language: str, revision: str | None = None) -> sources.SourceSpec:
+  """The rows of one language's xP3x task."""
+  language = languages.get(language)
+  return sources.SourceSpec(
+      source=catalog.XP3X,
+      files=sources.HubFiles(
+          REPO_ID, revision or registry_helpers.hub_revision(REPO_ID),
+          {"train": directory_patterns(language)}),
+      fields=FIELDS,
+      language=language.code,
+      filters=lambda: (template_pruning(),))
+
+
+def task_name(language: str, prefix: str = TASK_PREFIX) -> str:
+  return f"{prefix}_{languages.code(language)}"
+
+
+def register(vocabulary: seqio.Vocabulary | None = None,
+             prefix: str = TASK_PREFIX,
+             codes: tuple[str, ...] | None = None) -> list[str]:
+  """Registers the per-language tasks (default: all 101); returns names."""
+  codes = codes or tuple(l.code for l in languages.aya_languages())
+  names = []
+  for code in codes:
+    name = task_name(code, prefix)
+    registry_helpers.register_source_task(
+        name, spec(code), language=code, dataset=None, vocabulary=vocabulary)
+    names.append(name)
+  return names
+
+
+register()
