@@ -72,7 +72,9 @@ class _Run:
 def _train_iterator(cfg: data.DatasetConfig,
                     partitioner: partitioning.Partitioner) -> data.DataIterator:
   shard_id, num_shards = data.get_global_shard_info(partitioner.mesh)
-  return data.DataIterator(data.get_dataset(cfg, shard_id, num_shards))
+  # The iterator records its config, so resuming with a changed seed, batch
+  # size or mixture fails loudly instead of silently changing the data order.
+  return data.get_data_iterator(cfg, shard_id, num_shards)
 
 
 def _restore_or_init(run: _Run, restore_cfg: checkpoints.RestoreCheckpointConfig
