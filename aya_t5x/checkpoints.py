@@ -668,8 +668,19 @@ def restore_from_path(path: epath.PathLike, abstract_state: PyTree, *,
                       data_iterator: DataIterator | None = None,
                       params_only: bool = False, fallback_state: PyTree = None,
                       reset_step: bool = False, strict: bool = True) -> PyTree:
-  """See `Checkpointer.restore_from_path`; needs no run directory."""
+  """See `Checkpointer.restore_from_path`; needs no run directory.
+
+  `path` may also be a Hugging Face model folder or a legacy T5X checkpoint
+  (recognised by their files); `aya_t5x.convert` reads their parameters
+  tensor by tensor onto the devices.
+  """
   path = epath.Path(path)
+  # Imported here: aya_t5x.convert builds on this module.
+  from aya_t5x.convert import sources  # pylint: disable=g-import-not-at-top
+  if sources.detect_format(path) is not None:
+    state = sources.restore_params_into(path, abstract_state, fallback_state,
+                                        params_only=params_only, strict=strict)
+    return _reset_step(state) if reset_step else state
   state_dir = resolve_state_dir(path)
   checkpoint_dir = state_dir.parent if state_dir.name == STATE_ITEM else path
   reason = incomplete_reason(checkpoint_dir)
