@@ -14,8 +14,8 @@ Run from the repository root:
   .venv/bin/python bench/train_step.py --configs tiny,small --rounds 3 \
       --steps_per_round 4
 
-The JAX side goes through `aya_t5x.runtime.configure_cpu()`, the same helper
-the train CLI calls, so the XLA flags it sets are the ones a user gets.
+The JAX side runs with the default XLA flags, as `python -m aya_t5x.train`
+does: no tuning a user would not also get.
 """
 
 import argparse
