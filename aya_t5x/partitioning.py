@@ -105,7 +105,7 @@ class Partitioner:
 
   def shardings(self, axes_tree: PyTree) -> PyTree:
     """A NamedSharding per leaf of a tree of logical-axis tuples."""
-    return jax.tree.map(self.sharding, axes_tree, is_leaf=_is_axes)
+    return jax.tree.map(self.sharding, axes_tree, is_leaf=is_axes)
 
   def batch_sharding(self, ndim: int = 2) -> NamedSharding:
     return self.sharding(("batch",) + (None,) * (ndim - 1))
@@ -129,7 +129,8 @@ class Partitioner:
     return global_batch_size // jax.process_count()
 
 
-def _is_axes(x) -> bool:
+def is_axes(x) -> bool:
+  """Whether `x` is one leaf's tuple of logical axis names."""
   return isinstance(x, tuple) and all(isinstance(n, (str, type(None)))
                                       for n in x)
 

@@ -67,6 +67,9 @@ class _Run:
   train_iterator: data.DataIterator
   checkpointer: checkpoints.Checkpointer
   writer: metrics_writer.MetricsWriter
+  eval_cfg: data.DatasetConfig | None = None  # None: no eval in this run.
+  eval_writer: metrics_writer.MetricsWriter | None = None
+  evals: dict[int, dict] = dataclasses.field(default_factory=dict)
 
 
 def _train_iterator(cfg: data.DatasetConfig,
@@ -84,8 +87,9 @@ def _restore_or_init(run: _Run, restore_cfg: checkpoints.RestoreCheckpointConfig
       run.trainer.init_state, data_iterator=run.train_iterator)
 
 
-def _evaluate(run: _Run, cfg: data.DatasetConfig, params: PyTree) -> dict:
+def _evaluate(run: _Run, params: PyTree) -> dict:
   """Teacher-forced loss and accuracy over (a prefix of) the eval split."""
+  cfg = run.eval_cfg
   shard_id, num_shards = data.get_global_shard_info(run.partitioner.mesh)
   dataset = data.get_dataset(cfg, shard_id, num_shards, num_epochs=1)
   if run.config.eval_steps:
@@ -145,9 +149,11 @@ def _examples_seen_before(writer: metrics_writer.MetricsWriter,
   return float(rows[-1].get("examples_seen", 0.0)) if rows else 0.0
 
 
-def _train_loop(run: _Run, state: PyTree,
-                eval_cfg: data.DatasetConfig | None) -> tuple[PyTree, str]:
-  """Steps until TRAIN_STEPS or a preemption; returns the state and why."""
+def _train_loop(run: _Run, state: PyTree) -> tuple[PyTree, str, list[dict]]:
+  """Steps until TRAIN_STEPS or a preemption.
+
+  Returns the state, why the loop ended, and the per-step metric rows.
+  """
   cfg, mesh = run.config, run.partitioner.mesh
   step = int(jax.device_get(state["step"]))
   logger = _StepLogger(run.writer, _examples_seen_before(run.writer, step))
@@ -162,9 +168,8 @@ def _train_loop(run: _Run, state: PyTree,
           "data/batch_fingerprint": data.batch_fingerprint(host_batch)}))
       if step % cfg.log_period == 0:
         logger.flush()
-      if eval_cfg is not None and cfg.eval_period and (
-          step % cfg.eval_period == 0):
-        _write_eval(run, eval_cfg, state, step)
+      if run.eval_cfg is not None and step % cfg.eval_period == 0:
+        _eval_at(run, state, step)
       if preemption.should_stop(step):
         status = "preempted"
         break
@@ -172,19 +177,23 @@ def _train_loop(run: _Run, state: PyTree,
   logger.flush()
   run.checkpointer.save(step, state, run.train_iterator, force=True)
   run.checkpointer.wait_until_finished()
-  run.history = logger.history
-  return state, status
+  return state, status, logger.history
 
 
-def _write_eval(run: _Run, cfg: data.DatasetConfig, state: PyTree, step: int):
-  metrics = _evaluate(run, cfg, state["params"])
-  eval_writer = metrics_writer.MetricsWriter(run.config.model_dir, "eval")
-  eval_writer.write(step, {f"{cfg.split}/{k}": v for k, v in metrics.items()})
-  eval_writer.close()
-  logging.info("eval at step %d: %s", step, metrics)
+def _eval_at(run: _Run, state: PyTree, step: int) -> dict:
+  """Evaluates (once per step: the last period and the end may coincide)
+  and writes the result to eval_metrics.jsonl and TensorBoard."""
+  if step not in run.evals:
+    metrics = _evaluate(run, state["params"])
+    run.eval_writer.write(step, {f"{run.eval_cfg.split}/{k}": v
+                                 for k, v in metrics.items()})
+    run.eval_writer.flush()
+    logging.info("eval at step %d: %s", step, metrics)
+    run.evals[step] = metrics
+  return run.evals[step]
 
 
-@gin.configurable(denylist=["run_config_overrides"])
+@gin.configurable
 def train(*,
           model: model_lib.EncoderDecoderModel,
           train_dataset_cfg: data.DatasetConfig,
@@ -202,39 +211,39 @@ def train(*,
           eval_dataset_cfg: data.DatasetConfig | None = None,
           eval_period: int = 0,
           eval_steps: int | None = None,
-          log_period: int = 10,
-          run_config_overrides: Mapping[str, Any] | None = None) -> dict:
+          log_period: int = 10) -> dict:
   """Runs training to `total_steps` and returns a summary of the run."""
   run_config = RunConfig(model_dir, total_steps, eval_period, eval_steps,
                          log_period)
-  if run_config_overrides:
-    run_config = dataclasses.replace(run_config, **run_config_overrides)
   partitioner = partitioning.Partitioner(partitioning_config)
   for cfg in filter(None, (train_dataset_cfg, eval_dataset_cfg)):
     partitioner.local_batch_rows(cfg.batch_size)
   trainer = trainer_lib.Trainer(model, optimizer, partitioner, trainer_config)
+  eval_cfg = eval_dataset_cfg if eval_period else None
   run = _Run(run_config, trainer, partitioner,
              _train_iterator(train_dataset_cfg, partitioner),
              checkpoints.Checkpointer(model_dir, checkpoint_cfg),
-             metrics_writer.MetricsWriter(model_dir, "train"))
+             metrics_writer.MetricsWriter(model_dir, "train"), eval_cfg,
+             metrics_writer.MetricsWriter(model_dir, "eval") if eval_cfg
+             else None)
   state = _restore_or_init(run, restore_cfg)
   _SETUP.done = True
   start_step = int(jax.device_get(state["step"]))
-  initial_eval = None
-  if eval_dataset_cfg is not None and eval_period and start_step == 0:
-    initial_eval = _evaluate(run, eval_dataset_cfg, state["params"])
-  state, status = _train_loop(run, state, eval_dataset_cfg)
-  final_eval = None
-  if eval_dataset_cfg is not None and eval_period:
-    final_eval = _evaluate(run, eval_dataset_cfg, state["params"])
+  initial_eval = final_eval = None
+  if eval_cfg is not None and start_step == 0:
+    initial_eval = _eval_at(run, state, start_step)
+  state, status, history = _train_loop(run, state)
+  step = int(jax.device_get(state["step"]))
+  if eval_cfg is not None:
+    final_eval = _eval_at(run, state, step)
   run.checkpointer.close()
-  run.writer.close()
+  for writer in filter(None, (run.writer, run.eval_writer)):
+    writer.close()
   return {
-      "status": status, "start_step": start_step,
-      "step": int(jax.device_get(state["step"])),
+      "status": status, "start_step": start_step, "step": step,
       "model_dir": model_dir, "metrics": run.writer.path,
       "checkpoint_steps": checkpoints.committed_steps(model_dir),
-      "history": run.history, "initial_eval": initial_eval,
+      "history": history, "initial_eval": initial_eval,
       "final_eval": final_eval,
   }
 

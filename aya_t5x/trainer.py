@@ -45,7 +45,7 @@ class TrainerConfig:
 def _stacked_layers(axes: PyTree) -> PyTree:
   """True for parameters whose leading axis is a scanned `layers` axis."""
   return jax.tree.map(lambda names: bool(names) and names[0] == "layers",
-                      axes, is_leaf=partitioning._is_axes)
+                      axes, is_leaf=partitioning.is_axes)
 
 
 def _split_microbatches(batch: Batch, k: int) -> Batch:
@@ -101,7 +101,7 @@ class Trainer:
     param_axes = partitioning.logical_axes(boxed)
     shapes = jax.tree.map(lambda x: x.shape, nn.meta.unbox(boxed))
     named = jax.tree.map(lambda a, s: (a, s), param_axes, shapes,
-                         is_leaf=partitioning._is_axes)
+                         is_leaf=partitioning.is_axes)
     return {"step": (), "params": param_axes,
             "opt_state": self.optimizer.state_axes(named)}
 

@@ -60,6 +60,23 @@ def preprocessors_list() -> list:
           seqio.preprocessors.append_eos_after_trim]
 
 
+def user_files_spec(*, source: str, dataset: str,
+                    split_patterns: Mapping[str, tuple[str, ...]],
+                    env_var: str, hint: str, filters,
+                    fields: sources.Fields,
+                    patterns: Mapping[str, tuple[str, ...]] | None = None
+                    ) -> sources.SourceSpec:
+  """Rows a user supplies (unreleased or generated data, not on the Hub).
+
+  They come from explicit `patterns`, else from `split_patterns` under the
+  directory named by `env_var` (whose absence is explained by `hint`).
+  """
+  files = (sources.LocalFiles(dict(patterns)) if patterns else
+           sources.LocalFiles(split_patterns, env_var=env_var, hint=hint))
+  return sources.SourceSpec(source=source, files=files, fields=fields,
+                            dataset=dataset, filters=filters)
+
+
 def register_source_task(name: str, spec: sources.SourceSpec, *,
                          language: str | None, dataset: str | None,
                          vocabulary: seqio.Vocabulary | None = None,

@@ -42,11 +42,11 @@ def filters() -> tuple[preprocessors.RowFilter, ...]:
 
 def spec(patterns: Mapping[str, tuple[str, ...]] | None = None,
          fields: sources.Fields = FIELDS) -> sources.SourceSpec:
-  files = (sources.LocalFiles(dict(patterns)) if patterns else
-           sources.LocalFiles(SPLIT_PATTERNS, env_var=ENV_DIR, hint=HINT))
-  return sources.SourceSpec(source=catalog.SAFETY_DISTILLATION, files=files,
-                            fields=fields, dataset="safety_distillation",
-                            filters=filters)
+  return registry_helpers.user_files_spec(
+      source=catalog.SAFETY_DISTILLATION, dataset="safety_distillation",
+      split_patterns=SPLIT_PATTERNS,
+      env_var=ENV_DIR, hint=HINT, filters=filters, fields=fields,
+      patterns=patterns)
 
 
 def register(vocabulary: seqio.Vocabulary | None = None,

@@ -40,11 +40,11 @@ def filters() -> tuple[preprocessors.RowFilter, ...]:
 def spec(patterns: Mapping[str, tuple[str, ...]] | None = None,
          fields: sources.Fields = sources.Fields()) -> sources.SourceSpec:
   """The task's rows: from `patterns`, or from $AYA_SHAREGPT_COMMAND_DIR."""
-  files = (sources.LocalFiles(dict(patterns)) if patterns else
-           sources.LocalFiles(SPLIT_PATTERNS, env_var=ENV_DIR, hint=HINT))
-  return sources.SourceSpec(source=catalog.SHAREGPT_COMMAND, files=files,
-                            fields=fields, dataset="sharegpt_command",
-                            filters=filters)
+  return registry_helpers.user_files_spec(
+      source=catalog.SHAREGPT_COMMAND, dataset="sharegpt_command",
+      split_patterns=SPLIT_PATTERNS,
+      env_var=ENV_DIR, hint=HINT, filters=filters, fields=fields,
+      patterns=patterns)
 
 
 def register(vocabulary: seqio.Vocabulary | None = None,
