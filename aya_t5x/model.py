@@ -17,6 +17,7 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 
+from aya_t5x import decoding
 from aya_t5x import network
 
 Array = jax.Array
@@ -202,3 +203,53 @@ class EncoderDecoderModel:
     targets = batch["decoder_target_tokens"]
     token_ll = jnp.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
     return jnp.sum(token_ll * batch["decoder_loss_weights"], axis=-1)
+
+  def predict_batch(self, params, encoder_input_tokens: Array,
+                    config: decoding.DecodingConfig = decoding.DecodingConfig(),
+                    rng: Array | None = None) -> tuple[Array, Array]:
+    """Generates from every row of `encoder_input_tokens` [batch, length].
+
+    The encoder runs once; the decoder runs one token at a time over
+    key/value caches, inside one `lax.while_loop`.
+
+    Returns:
+      tokens [batch, max_new_tokens] (pad after EOS) and scores [batch]
+      (log-likelihood; length-normalised for beam search).
+    """
+    batch_size = encoder_input_tokens.shape[0]
+    encoded = self.module.apply({"params": params}, encoder_input_tokens,
+                                method=network.Transformer.encode)
+    rows = config.rows_per_input
+    encoder_tokens = jnp.repeat(encoder_input_tokens, rows, axis=0)
+    encoded = jnp.repeat(encoded, rows, axis=0)
+    _, variables = self.module.apply(
+        {"params": params}, encoded, encoder_tokens, config.max_new_tokens,
+        method=network.Transformer.init_decoding_cache, mutable=["cache"])
+
+    def step_fn(previous: Array, cache):
+      logits, variables = self.module.apply(
+          {"params": params, "cache": cache}, encoded, encoder_tokens,
+          previous[:, None], method=network.Transformer.decode_step,
+          mutable=["cache"])
+      return logits[:, 0], variables["cache"]
+
+    if config.method == "beam":
+      return decoding.beam_search(step_fn, variables["cache"], batch_size,
+                                  config, reorder_cache)
+    return decoding.sample_or_greedy(step_fn, variables["cache"], batch_size,
+                                     config, rng)
+
+
+def reorder_cache(cache, rows: Array):
+  """Gathers the decoded-so-far keys/values of `rows` (beam search).
+
+  Only self-attention caches differ between an input's beams; the
+  cross-attention ones and the position counter are left as they are.
+  Scanned layers keep their caches under `layers` with a leading layer axis.
+  """
+  def gather(path, x):
+    names = [getattr(k, "key", None) for k in path]
+    if "self_attention" not in names:
+      return x
+    return jnp.take(x, rows, axis=1 if "layers" in names else 0)
+  return jax.tree_util.tree_map_with_path(gather, cache)

@@ -171,41 +171,80 @@ class RelativePositionBias(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, query_len: int, key_len: int) -> Array:
-    relative = (np.arange(key_len, dtype=np.int32)[None, :] -
-                np.arange(query_len, dtype=np.int32)[:, None])
-    buckets = relative_position_bucket(relative, self.bidirectional,
-                                       self.num_buckets, self.max_distance)
+  def __call__(self, query_len: int, key_len: int,
+               query_position: Array | None = None) -> Array:
+    """[1, heads, query, key] biases; one query row when decoding.
+
+    With `query_position` (a traced scalar, incremental decoding) the bias
+    is the row of that one query over `key_len` keys. Its buckets are sliced
+    from a static table of every offset, so they equal the full path's.
+    """
     table = _param(
         self, "rel_embedding",
         nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
         (self.num_heads, self.num_buckets), ("heads", "relpos_buckets"))
+    table = table.astype(self.dtype)
+    if query_position is not None:
+      return self._row(table, key_len, query_position)
+    relative = (np.arange(key_len, dtype=np.int32)[None, :] -
+                np.arange(query_len, dtype=np.int32)[:, None])
+    buckets = relative_position_bucket(relative, self.bidirectional,
+                                       self.num_buckets, self.max_distance)
     # A one-hot matmul (as T5X) rather than a gather: sharding-friendly.
     one_hot = jax.nn.one_hot(buckets, self.num_buckets, dtype=self.dtype)
-    bias = jnp.einsum("hb,qkb->hqk", table.astype(self.dtype), one_hot)
+    bias = jnp.einsum("hb,qkb->hqk", table, one_hot)
     return bias[None]  # [1, heads, query, key]
+
+  def _row(self, table: Array, key_len: int, query_position: Array) -> Array:
+    # Offsets key - query run from -(key_len - 1) to key_len - 1.
+    offsets = np.arange(-(key_len - 1), key_len, dtype=np.int32)
+    all_buckets = jnp.asarray(relative_position_bucket(
+        offsets, self.bidirectional, self.num_buckets, self.max_distance))
+    buckets = jax.lax.dynamic_slice_in_dim(
+        all_buckets, key_len - 1 - query_position, key_len)
+    return jnp.take(table, buckets, axis=1)[None, :, None, :]
+
+
+# What an attention block keeps between decoding steps.
+SELF_CACHE = "self"  # Keys/values of the tokens decoded so far.
+CROSS_CACHE = "cross"  # Keys/values of the encoder output, projected once.
 
 
 class MultiHeadAttention(nn.Module):
-  """Bias-free multi-head attention with heads joined in the kernel."""
+  """Bias-free multi-head attention with heads joined in the kernel.
+
+  With `kv_cache` set, the block decodes incrementally: the first call (the
+  cache is empty) creates the cache, and each later call takes one query
+  position.
+  """
   num_heads: int
   head_dim: int
   dropout_rate: float
   dtype: Any
+  kv_cache: str | None = None  # None (training), SELF_CACHE or CROSS_CACHE.
+  cache_length: int = 0  # Positions of a SELF_CACHE, fixed at its creation.
 
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Array, bias: Array,
-               deterministic: bool) -> Array:
+               deterministic: bool, position: Array | None = None) -> Array:
     joined = self.num_heads * self.head_dim
     # T5 folds 1/sqrt(head_dim) into the query initialisation.
     query_init = _kernel_init(1.0 / self.head_dim)
     project = functools.partial(Dense, joined, ("embed", "joined_kv"),
                                 dtype=self.dtype)
-    query = project(kernel_init=query_init, name="query")(inputs_q)
-    key = project(kernel_init=_kernel_init(), name="key")(inputs_kv)
-    value = project(kernel_init=_kernel_init(), name="value")(inputs_kv)
     split = lambda x: x.reshape(x.shape[:2] + (self.num_heads, self.head_dim))
-    query, key, value = split(query), split(key), split(value)
+    query = split(project(kernel_init=query_init, name="query")(inputs_q))
+    project_key = project(kernel_init=_kernel_init(), name="key")
+    project_value = project(kernel_init=_kernel_init(), name="value")
+    if self.kv_cache == CROSS_CACHE and self.has_variable("cache",
+                                                          "cached_key"):
+      key = self.get_variable("cache", "cached_key")
+      value = self.get_variable("cache", "cached_value")
+    else:
+      key = split(project_key(inputs_kv))
+      value = split(project_value(inputs_kv))
+    if self.kv_cache is not None:
+      key, value = self._cached(key, value, position)
     query = _constrain(query, ("batch", "length", "heads", "kv"))
     key = _constrain(key, ("batch", "length", "heads", "kv"))
     value = _constrain(value, ("batch", "length", "heads", "kv"))
@@ -221,6 +260,36 @@ class MultiHeadAttention(nn.Module):
     out = out.reshape(out.shape[:2] + (joined,))
     return Dense(inputs_q.shape[-1], ("joined_kv", "embed"), _kernel_init(),
                  dtype=self.dtype, name="out")(out)
+
+  def _cached(self, key: Array, value: Array, position: Array | None
+              ) -> tuple[Array, Array]:
+    """Keys and values to attend over, reading and updating the cache.
+
+    The first call stores them: the projected encoder output for cross
+    attention, `cache_length` zero positions for self attention (its own
+    output is discarded). Later self attention calls write their one
+    position and read all positions; the causal bias hides those not
+    decoded yet.
+    """
+    if not self.has_variable("cache", "cached_key"):
+      if self.kv_cache == CROSS_CACHE:
+        keep = lambda x: x
+      else:
+        keep = lambda x: jnp.zeros(
+            (x.shape[0], self.cache_length) + x.shape[2:], x.dtype)
+      self.variable("cache", "cached_key", keep, key)
+      self.variable("cache", "cached_value", keep, value)
+      return key, value
+    if self.kv_cache == CROSS_CACHE:
+      return key, value
+    cached_key = self.variable("cache", "cached_key")
+    cached_value = self.variable("cache", "cached_value")
+    start = (0, position, 0, 0)
+    cached_key.value = jax.lax.dynamic_update_slice(
+        cached_key.value, key.astype(cached_key.value.dtype), start)
+    cached_value.value = jax.lax.dynamic_update_slice(
+        cached_value.value, value.astype(cached_value.value.dtype), start)
+    return cached_key.value, cached_value.value
 
 
 class GatedMlp(nn.Module):
@@ -256,10 +325,11 @@ def _residual_dropout(config: T5Config, x: Array, deterministic: bool):
       x, deterministic=deterministic)
 
 
-def _attention(config: T5Config, name: str) -> MultiHeadAttention:
+def _attention(config: T5Config, name: str, kv_cache: str | None = None,
+               cache_length: int = 0) -> MultiHeadAttention:
   return MultiHeadAttention(config.num_heads, config.head_dim,
                             config.dropout_rate, config.activation_dtype,
-                            name=name)
+                            kv_cache, cache_length, name=name)
 
 
 def _mlp(config: T5Config) -> GatedMlp:
@@ -292,17 +362,22 @@ class DecoderLayer(nn.Module):
   """Pre-norm causal self-attention, cross-attention and MLP blocks."""
   config: T5Config
   deterministic: bool
+  decode: bool = False  # Incremental decoding with key/value caches.
+  cache_length: int = 0  # Self-attention cache positions (cache creation).
 
   @nn.compact
   def __call__(self, x: Array, encoded: Array, self_bias: Array,
-               cross_bias: Array):
+               cross_bias: Array, position: Array | None = None):
     cfg, deterministic = self.config, self.deterministic
+    self_cache, cross_cache = ((SELF_CACHE, CROSS_CACHE) if self.decode
+                               else (None, None))
     y = _norm(cfg, "pre_self_attention_layer_norm")(x)
-    y = _attention(cfg, "self_attention")(y, y, self_bias, deterministic)
+    y = _attention(cfg, "self_attention", self_cache, self.cache_length)(
+        y, y, self_bias, deterministic, position)
     x = x + _residual_dropout(cfg, y, deterministic)
     y = _norm(cfg, "pre_cross_attention_layer_norm")(x)
-    y = _attention(cfg, "encoder_decoder_attention")(y, encoded, cross_bias,
-                                                     deterministic)
+    y = _attention(cfg, "encoder_decoder_attention", cross_cache)(
+        y, encoded, cross_bias, deterministic)
     x = x + _residual_dropout(cfg, y, deterministic)
     y = _norm(cfg, "pre_mlp_layer_norm")(x)
     y = _mlp(cfg)(y, deterministic)
@@ -311,28 +386,31 @@ class DecoderLayer(nn.Module):
 
 
 def _run_layers(config: T5Config, layer_cls: type[nn.Module], num_layers: int,
-                deterministic: bool, x: Array, *args) -> Array:
+                deterministic: bool, x: Array, *args, **layer_attrs) -> Array:
   """Applies `num_layers` blocks: unrolled (T5X tree) or with nn.scan.
 
   Unrolled blocks are named `layers_<i>` as in T5X; scanned blocks share one
-  `layers` entry whose parameters have a leading `layers` axis.
+  `layers` entry whose parameters (and decoding caches) have a leading
+  `layers` axis. `layer_attrs` go to every block (decoding options);
+  decoding computes no gradients, so it is never remat'ed.
   """
-  if config.remat_policy != "none":
+  if config.remat_policy != "none" and not layer_attrs.get("decode"):
     layer_cls = nn.remat(layer_cls,
                          policy=REMAT_POLICIES[config.remat_policy],
                          prevent_cse=not config.scan_layers)
   if not config.scan_layers:
     for i in range(num_layers):
-      x, _ = layer_cls(config, deterministic, name=f"layers_{i}")(x, *args)
+      x, _ = layer_cls(config, deterministic, **layer_attrs,
+                       name=f"layers_{i}")(x, *args)
     return x
   scanned = nn.scan(
       layer_cls,
-      variable_axes={"params": 0},
+      variable_axes={"params": 0, "cache": 0},
       split_rngs={"params": True, "dropout": True},
       in_axes=(nn.broadcast,) * len(args),
       length=num_layers,
       metadata_params={nn.PARTITION_NAME: "layers"})
-  x, _ = scanned(config, deterministic, name="layers")(x, *args)
+  x, _ = scanned(config, deterministic, **layer_attrs, name="layers")(x, *args)
   return x
 
 
@@ -380,7 +458,13 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-  """Embedded targets -> causal decoder stack -> norm -> vocabulary logits."""
+  """Embedded targets -> causal decoder stack -> norm -> vocabulary logits.
+
+  Teacher-forced by default. With `decode=True` it decodes incrementally:
+  the first call creates the key/value caches for `cache_length` positions
+  (and a `position` counter); each later call takes the previous token of
+  every row and returns the logits of the next one.
+  """
   config: T5Config
   embedder: nn.Module
 
@@ -389,27 +473,32 @@ class Decoder(nn.Module):
                decoder_input_tokens: Array, decoder_target_tokens: Array,
                encoder_segment_ids: Array | None,
                decoder_segment_ids: Array | None,
-               deterministic: bool) -> Array:
+               deterministic: bool, decode: bool = False,
+               cache_length: int = 0) -> Array:
     cfg = self.config
-    length = decoder_input_tokens.shape[1]
-    # T5X masks decoder positions by their *target* token being non-pad.
-    target_valid = decoder_target_tokens > 0
-    causal = jnp.tril(jnp.ones((length, length), bool))[None]
-    self_mask = (_pair_mask(target_valid, target_valid) & causal &
-                 _segment_mask(decoder_segment_ids, decoder_segment_ids))
-    cross_mask = (_pair_mask(target_valid, encoder_tokens > 0) &
-                  _segment_mask(decoder_segment_ids, encoder_segment_ids))
     relpos = RelativePositionBias(
         cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance,
         cfg.num_heads, bidirectional=False, dtype=cfg.activation_dtype,
-        name="relpos_bias")(length, length)
-    self_bias = _mask_bias(self_mask) + relpos
-    cross_bias = _mask_bias(cross_mask)
+        name="relpos_bias")
+    position = None
+    if decode and self.has_variable("cache", "position"):
+      self_bias, cross_bias, position = self._step_biases(relpos,
+                                                          encoder_tokens)
+    else:
+      if decode:  # The cache-creating call.
+        self.variable("cache", "position", jnp.zeros, (), jnp.int32)
+      self_bias, cross_bias = self._full_biases(
+          relpos, encoder_tokens, decoder_target_tokens, encoder_segment_ids,
+          decoder_segment_ids)
     y = self.embedder(decoder_input_tokens)
     y = _residual_dropout(cfg, y, deterministic)
     y = _constrain(y, ("batch", "length", "embed"))
+    layer_args = (encoded, self_bias, cross_bias)
+    if position is not None:
+      layer_args += (position,)
+    decoding = dict(decode=True, cache_length=cache_length) if decode else {}
     y = _run_layers(cfg, DecoderLayer, cfg.num_decoder_layers, deterministic,
-                    y, encoded, self_bias, cross_bias)
+                    y, *layer_args, **decoding)
     y = _norm(cfg, "decoder_norm")(y)
     y = _residual_dropout(cfg, y, deterministic)
     if cfg.logits_via_embedding:
@@ -419,6 +508,40 @@ class Decoder(nn.Module):
                      _kernel_init(truncated=True), cfg.activation_dtype,
                      name="logits_dense")(y)
     return _constrain(logits, ("batch", "length", "vocab"))
+
+  def _full_biases(self, relpos: nn.Module, encoder_tokens: Array,
+                   decoder_target_tokens: Array,
+                   encoder_segment_ids: Array | None,
+                   decoder_segment_ids: Array | None) -> tuple[Array, Array]:
+    length = decoder_target_tokens.shape[1]
+    # T5X masks decoder positions by their *target* token being non-pad.
+    target_valid = decoder_target_tokens > 0
+    causal = jnp.tril(jnp.ones((length, length), bool))[None]
+    self_mask = (_pair_mask(target_valid, target_valid) & causal &
+                 _segment_mask(decoder_segment_ids, decoder_segment_ids))
+    cross_mask = (_pair_mask(target_valid, encoder_tokens > 0) &
+                  _segment_mask(decoder_segment_ids, encoder_segment_ids))
+    return (_mask_bias(self_mask) + relpos(length, length),
+            _mask_bias(cross_mask))
+
+  def _step_biases(self, relpos: nn.Module, encoder_tokens: Array
+                   ) -> tuple[Array, Array, Array]:
+    """Biases of one decoding step, and its position (then advanced)."""
+    counter = self.variable("cache", "position")
+    position = counter.value
+    counter.value = position + 1
+    # The length of the self-attention cache, set by the creating call.
+    length = self._cache_length()
+    decoded = (jnp.arange(length) <= position)[None, None, :]
+    self_bias = _mask_bias(decoded) + relpos(1, length, position)
+    cross_bias = _mask_bias((encoder_tokens > 0)[:, None, :])
+    return self_bias, cross_bias, position
+
+  def _cache_length(self) -> int:
+    cache = self.variables["cache"]
+    layer = cache["layers"] if "layers" in cache else cache["layers_0"]
+    key = layer["self_attention"]["cached_key"]
+    return key.shape[-3]  # [(layers,) batch, length, heads, kv]
 
 
 class Transformer(nn.Module):
@@ -446,6 +569,26 @@ class Transformer(nn.Module):
     return self.decoder(encoded, encoder_input_tokens, decoder_input_tokens,
                         decoder_target_tokens, encoder_segment_ids,
                         decoder_segment_ids, deterministic)
+
+  def init_decoding_cache(self, encoded: Array, encoder_input_tokens: Array,
+                          max_decode_length: int) -> Array:
+    """Creates the caches (call with mutable=['cache']); logits unused.
+
+    Runs one dummy decoder step: it sizes the self-attention caches for
+    `max_decode_length` positions and projects the encoder output for cross
+    attention, once for the whole generation.
+    """
+    dummy = jnp.ones((encoded.shape[0], 1), jnp.int32)
+    return self.decoder(encoded, encoder_input_tokens, dummy, dummy, None,
+                        None, deterministic=True, decode=True,
+                        cache_length=max_decode_length)
+
+  def decode_step(self, encoded: Array, encoder_input_tokens: Array,
+                  tokens: Array) -> Array:
+    """Logits [batch, 1, vocab] for the next position, given the previous
+    token of every row [batch, 1]; advances the cache (mutable=['cache'])."""
+    return self.decoder(encoded, encoder_input_tokens, tokens, tokens, None,
+                        None, deterministic=True, decode=True)
 
   def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
                decoder_target_tokens: Array,

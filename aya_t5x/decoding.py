@@ -1,0 +1,279 @@
+"""Decoding algorithms over a cached one-step decoder: greedy, sampling, beam.
+
+The algorithms know nothing about mT5. They take a `StepFn` that maps the
+previous token of every row and an opaque cache to next-token logits and the
+new cache, so the whole generation is one `lax.while_loop` inside one jit.
+`model.EncoderDecoderModel.predict_batch` wires them to the network.
+
+Conventions (T5's): the decoder starts from the pad id 0, generation of a
+row ends at its EOS (id 1), and positions after it hold pad. Scores are the
+model's own log-likelihood of the emitted tokens (EOS included), before any
+temperature or filtering; beam search ranks by that sum divided by
+`length ** length_penalty`, as `transformers` does.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Cache = Any
+# (previous tokens [batch], cache) -> (logits [batch, vocab], new cache).
+StepFn = Callable[[Array, Cache], tuple[Array, Cache]]
+
+PAD_ID = 0
+EOS_ID = 1
+# Scores of impossible candidates: finite so arithmetic on them stays NaN-free.
+NEG_INF = -1.0e9
+
+METHODS = ("greedy", "sample", "beam")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingConfig:
+  """How to generate (gin: `decoding.DecodingConfig`).
+
+  The Aya paper's open-ended setting is `method='sample', top_p=0.8,
+  temperature=0.9, max_new_tokens=256`.
+  """
+  method: str = "greedy"  # One of METHODS.
+  max_new_tokens: int = 64  # Generated tokens per row, EOS included.
+  temperature: float = 1.0  # Sampling only; 0 = greedy.
+  top_k: int = 0  # Sampling only; keep the k likeliest tokens (0 = all).
+  top_p: float = 1.0  # Sampling only; nucleus mass to keep (0 = greedy).
+  num_beams: int = 4  # Beam search only.
+  length_penalty: float = 1.0  # Beam search: score / length**penalty.
+  seed: int = 0  # Sampling RNG seed: the same seed gives the same text.
+
+  def __post_init__(self):
+    if self.method not in METHODS:
+      raise ValueError(f"DecodingConfig.method={self.method!r}; expected one "
+                       f"of {METHODS}.")
+    if self.max_new_tokens < 1:
+      raise ValueError(f"DecodingConfig.max_new_tokens={self.max_new_tokens} "
+                       "must be at least 1.")
+    if self.temperature < 0 or not 0 <= self.top_p <= 1 or self.top_k < 0:
+      raise ValueError(
+          f"DecodingConfig: temperature={self.temperature} must be >= 0, "
+          f"top_p={self.top_p} in [0, 1], top_k={self.top_k} >= 0.")
+    if self.method == "beam" and self.num_beams < 1:
+      raise ValueError(f"DecodingConfig.num_beams={self.num_beams} must be "
+                       "at least 1.")
+
+  @property
+  def is_greedy(self) -> bool:
+    """Sampling that can only ever pick the likeliest token is greedy."""
+    return self.method == "greedy" or (
+        self.method == "sample" and (self.temperature == 0 or
+                                     self.top_p == 0 or self.top_k == 1))
+
+  @property
+  def rows_per_input(self) -> int:
+    return self.num_beams if self.method == "beam" else 1
+
+
+def filter_logits(logits: Array, config: DecodingConfig) -> Array:
+  """Temperature, then top-k, then top-p (nucleus) on [batch, vocab] logits.
+
+  Top-p keeps the smallest set of likeliest tokens whose mass reaches p: a
+  token stays when the mass of the tokens ranked above it is below p. The
+  likeliest token always stays.
+  """
+  logits = logits / config.temperature
+  if config.top_k:
+    kth = jax.lax.top_k(logits, config.top_k)[0][:, -1:]
+    logits = jnp.where(logits < kth, NEG_INF, logits)
+  if config.top_p < 1.0:
+    order = jnp.argsort(-logits, axis=-1)
+    sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    mass_above = jnp.cumsum(probs, axis=-1) - probs
+    keep_sorted = mass_above < config.top_p
+    keep_sorted = keep_sorted.at[:, 0].set(True)
+    keep = jnp.zeros_like(keep_sorted).at[
+        jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)
+    logits = jnp.where(keep, logits, NEG_INF)
+  return logits
+
+
+def _choose(logits: Array, config: DecodingConfig, rng: Array) -> Array:
+  if config.is_greedy:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  return jax.random.categorical(rng, filter_logits(logits, config)).astype(
+      jnp.int32)
+
+
+def sample_or_greedy(step_fn: StepFn, cache: Cache, batch_size: int,
+                     config: DecodingConfig, rng: Array | None = None
+                     ) -> tuple[Array, Array]:
+  """Greedy or sampled decoding; stops early once every row has ended.
+
+  Returns:
+    tokens [batch, max_new_tokens] (pad after EOS) and scores [batch], the
+    log-likelihood of each row's tokens.
+  """
+  length = config.max_new_tokens
+  rng = jax.random.PRNGKey(config.seed) if rng is None else rng
+
+  def not_done(state):
+    step, _, _, _, _, finished = state
+    return (step < length) & ~jnp.all(finished)
+
+  def body(state):
+    step, cache, previous, tokens, scores, finished = state
+    logits, cache = step_fn(previous, cache)
+    logits = logits.astype(jnp.float32)
+    token = _choose(logits, config, jax.random.fold_in(rng, step))
+    token = jnp.where(finished, PAD_ID, token)
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    token_ll = jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
+    scores = scores + jnp.where(finished, 0.0, token_ll)
+    tokens = jax.lax.dynamic_update_slice(tokens, token[:, None], (0, step))
+    finished = finished | (token == EOS_ID)
+    return step + 1, cache, token, tokens, scores, finished
+
+  state = (jnp.zeros((), jnp.int32), cache,
+           jnp.full((batch_size,), PAD_ID, jnp.int32),
+           jnp.zeros((batch_size, length), jnp.int32),
+           jnp.zeros((batch_size,), jnp.float32),
+           jnp.zeros((batch_size,), bool))
+  _, _, _, tokens, scores, _ = jax.lax.while_loop(not_done, body, state)
+  return tokens, scores
+
+
+# (cache, flat row indices [batch * beams]) -> cache with rows gathered.
+ReorderFn = Callable[[Cache, Array], Cache]
+
+
+def _gather_beams(x: Array, beam_indices: Array) -> Array:
+  """x[b, beam_indices[b, j]] for x of shape [batch, beams, ...]."""
+  return jnp.take_along_axis(
+      x, beam_indices.reshape(beam_indices.shape + (1,) * (x.ndim - 2)),
+      axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Beams:
+  """The beam search state; shapes are [batch, beams(, length)]."""
+  running_tokens: Array
+  running_scores: Array  # Sum of log-likelihoods.
+  finished_tokens: Array
+  finished_scores: Array  # Length-normalised; NEG_INF where empty.
+  finished: Array  # Whether a finished slot holds a sequence.
+  improvable: Array  # [batch]: could a running beam still beat a finished?
+
+
+jax.tree_util.register_dataclass(
+    _Beams, data_fields=[f.name for f in dataclasses.fields(_Beams)],
+    meta_fields=[])
+
+
+def _top_continuations(beams: _Beams, log_probs: Array, step: Array,
+                       num_candidates: int) -> tuple[Array, Array, Array]:
+  """The best `num_candidates` (beam, token) extensions of every input."""
+  batch, num_beams, vocab = log_probs.shape
+  total = beams.running_scores[:, :, None] + log_probs
+  scores, flat = jax.lax.top_k(total.reshape(batch, num_beams * vocab),
+                               num_candidates)
+  parents, tokens = flat // vocab, (flat % vocab).astype(jnp.int32)
+  sequences = _gather_beams(beams.running_tokens, parents)
+  sequences = jax.lax.dynamic_update_slice(
+      sequences, tokens[:, :, None], (0, 0, step))
+  return scores, sequences, parents
+
+
+def _merge_finished(beams: _Beams, scores: Array, sequences: Array,
+                    ends: Array, step: Array, config: DecodingConfig
+                    ) -> tuple[Array, Array, Array]:
+  """Adds candidates that just ended (within the top `num_beams` ranks)."""
+  num_beams = config.num_beams
+  length = (step + 1).astype(jnp.float32)
+  normalised = scores / length ** config.length_penalty
+  in_top = jnp.arange(scores.shape[1]) < num_beams
+  just_ended = ends & in_top[None, :]
+  normalised = normalised + NEG_INF * (~beams.improvable[:, None])
+  normalised = normalised + NEG_INF * (~just_ended)
+  all_scores = jnp.concatenate([beams.finished_scores, normalised], axis=1)
+  best = jax.lax.top_k(all_scores, num_beams)[1]
+  pick = lambda x: _gather_beams(x, best)
+  return (pick(jnp.concatenate([beams.finished_tokens, sequences], axis=1)),
+          pick(all_scores),
+          pick(jnp.concatenate([beams.finished, just_ended], axis=1)))
+
+
+def _still_improvable(beams: _Beams, step: Array,
+                      config: DecodingConfig) -> Array:
+  """transformers' early-stop heuristic (`early_stopping=False`).
+
+  The best running beam, scored at its current length, must beat the worst
+  finished hypothesis of its input, else that input is done.
+  """
+  length = (step + 1).astype(jnp.float32)
+  best_running = beams.running_scores[:, :1] / length ** config.length_penalty
+  worst_finished = jnp.where(
+      beams.finished, jnp.min(beams.finished_scores, axis=1, keepdims=True),
+      NEG_INF)
+  return beams.improvable & jnp.any(best_running > worst_finished, axis=1)
+
+
+def beam_search(step_fn: StepFn, cache: Cache, batch_size: int,
+                config: DecodingConfig, reorder_cache: ReorderFn
+                ) -> tuple[Array, Array]:
+  """Beam search with a length penalty, ranked as `transformers` ranks.
+
+  `cache` holds `batch_size * num_beams` rows (each input's beams
+  adjacent). Every step keeps the best 2 * num_beams extensions; those
+  ending in EOS (or at the length limit) among the best num_beams become
+  finished hypotheses scored by sum / length**length_penalty; the best
+  num_beams of the others continue.
+
+  Returns:
+    The best finished sequence of every input [batch, max_new_tokens] and its
+    length-normalised score [batch].
+  """
+  num_beams, length = config.num_beams, config.max_new_tokens
+  shape = (batch_size, num_beams)
+  beams = _Beams(
+      running_tokens=jnp.zeros(shape + (length,), jnp.int32),
+      # Only the first beam is live at the start, so beams differ.
+      running_scores=jnp.zeros(shape, jnp.float32).at[:, 1:].set(NEG_INF),
+      finished_tokens=jnp.zeros(shape + (length,), jnp.int32),
+      finished_scores=jnp.full(shape, NEG_INF, jnp.float32),
+      finished=jnp.zeros(shape, bool),
+      improvable=jnp.ones((batch_size,), bool))
+  row_offsets = (jnp.arange(batch_size) * num_beams)[:, None]
+
+  def not_done(state):
+    step, _, _, beams, all_ended = state
+    return (step < length) & jnp.any(beams.improvable) & ~all_ended
+
+  def body(state):
+    step, cache, previous, beams, _ = state
+    logits, cache = step_fn(previous, cache)
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    log_probs = log_probs.reshape(shape + (-1,))
+    scores, sequences, parents = _top_continuations(beams, log_probs, step,
+                                                    2 * num_beams)
+    ends = (sequences[:, :, step] == EOS_ID) | (step == length - 1)
+    running = jax.lax.top_k(scores + NEG_INF * ends, num_beams)[1]
+    finished_tokens, finished_scores, finished = _merge_finished(
+        beams, scores, sequences, ends, step, config)
+    beams = _Beams(
+        running_tokens=_gather_beams(sequences, running),
+        running_scores=_gather_beams(scores + NEG_INF * ends, running),
+        finished_tokens=finished_tokens, finished_scores=finished_scores,
+        finished=finished, improvable=beams.improvable)
+    beams = dataclasses.replace(
+        beams, improvable=_still_improvable(beams, step, config))
+    rows = (_gather_beams(parents, running) + row_offsets).reshape(-1)
+    cache = reorder_cache(cache, rows)
+    previous = beams.running_tokens[:, :, step].reshape(-1)
+    return step + 1, cache, previous, beams, jnp.all(ends)
+
+  state = (jnp.zeros((), jnp.int32), cache,
+           jnp.full((batch_size * num_beams,), PAD_ID, jnp.int32), beams,
+           jnp.zeros((), bool))
+  _, _, _, beams, _ = jax.lax.while_loop(not_done, body, state)
+  return beams.finished_tokens[:, 0], beams.finished_scores[:, 0]

@@ -1,0 +1,186 @@
+"""Decoding: cached generation against transformers and against recompute."""
+
+import dataclasses
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from aya_t5x import decoding
+from aya_t5x import inference
+from aya_t5x import model as model_lib
+from aya_t5x import network
+from aya_t5x import partitioning
+from aya_t5x import vocabularies
+from aya_t5x.convert import commands
+from tests import hf_fixtures
+
+MAX_NEW = 12
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  """A random transformers mT5 whose EOS is likely enough to end rows early.
+
+  The EOS row of the head is scaled up so that, over the batch, some rows
+  end after a few tokens and others run to the length limit: both paths of
+  every algorithm are exercised.
+  """
+  root = tmp_path_factory.mktemp("decode")
+  hf_model = hf_fixtures.build_mt5()
+  with torch.no_grad():
+    hf_model.lm_head.weight[decoding.EOS_ID] *= 2.0
+  imported = commands.hf_to_aya(hf_fixtures.save(hf_model, str(root / "hf")),
+                                str(root / "aya"))
+  config = dataclasses.replace(imported.config, dtype="float32")
+  model = model_lib.EncoderDecoderModel(config)
+  predictor = inference.Predictor.from_checkpoint(
+      model, imported.checkpoint, vocabularies.demo_vocabulary(),
+      batch_size=8,
+      partitioner=partitioning.Partitioner(devices=jax.devices()[:1]))
+  inputs = hf_fixtures.multilingual_batch()["encoder_input_tokens"]
+  return types.SimpleNamespace(hf=hf_model, model=model, predictor=predictor,
+                               inputs=inputs, checkpoint=imported.checkpoint)
+
+
+def _rows(inputs: np.ndarray) -> list[list[int]]:
+  return [list(row[row > 0]) for row in inputs]
+
+
+def _hf_generate(tiny, **kwargs) -> list[list[int]]:
+  ids = torch.from_numpy(tiny.inputs.astype(np.int64))
+  with torch.no_grad():
+    out = tiny.hf.generate(input_ids=ids, attention_mask=ids > 0,
+                           max_new_tokens=MAX_NEW, **kwargs).numpy()
+  return [inference.strip_eos(row[1:]) for row in out]  # Drop the start id.
+
+
+def _ours(tiny, **kwargs) -> list[list[int]]:
+  config = decoding.DecodingConfig(max_new_tokens=MAX_NEW, **kwargs)
+  return [g.tokens for g in tiny.predictor.generate_ids(_rows(tiny.inputs),
+                                                        config)]
+
+
+def test_greedy_equals_transformers_generate(tiny):
+  theirs = _hf_generate(tiny, do_sample=False, num_beams=1)
+  ours = _ours(tiny, method="greedy")
+  assert ours == theirs
+  lengths = sorted(len(t) for t in ours)
+  assert lengths[0] < MAX_NEW - 1 and lengths[-1] == MAX_NEW  # Both endings.
+
+
+def test_beam_search_returns_transformers_best_sequence(tiny):
+  theirs = _hf_generate(tiny, do_sample=False, num_beams=4,
+                        length_penalty=1.0)
+  ours = _ours(tiny, method="beam", num_beams=4, length_penalty=1.0)
+  assert ours == theirs
+  assert ours != _ours(tiny, method="greedy")  # Beams found something else.
+
+
+def _recompute_greedy(model, params, inputs: np.ndarray) -> np.ndarray:
+  """Greedy decoding by re-running the whole decoder at every step."""
+  rows = inputs.shape[0]
+  decoder_inputs = np.zeros((rows, MAX_NEW), np.int32)
+  out = np.zeros((rows, MAX_NEW), np.int32)
+  logits_fn = jax.jit(model.logits)
+  for step in range(MAX_NEW):
+    logits = logits_fn(params, {
+        "encoder_input_tokens": inputs,
+        "decoder_input_tokens": decoder_inputs,
+        "decoder_target_tokens": np.ones((rows, MAX_NEW), np.int32)})
+    out[:, step] = np.argmax(np.asarray(logits[:, step]), axis=-1)
+    if step + 1 < MAX_NEW:
+      decoder_inputs[:, step + 1] = out[:, step]
+  return out
+
+
+def _until_eos(row) -> list[int]:
+  return inference.strip_eos(list(row))
+
+
+@pytest.mark.parametrize("scan_layers", [False, True])
+def test_cached_decoding_equals_full_recompute(tiny, scan_layers):
+  model = model_lib.EncoderDecoderModel(dataclasses.replace(
+      tiny.model.config, scan_layers=scan_layers,
+      num_encoder_layers=2, num_decoder_layers=2, vocab_size=64))
+  shapes = {k: (1, 1) for k in ("encoder_input_tokens",
+                                "decoder_input_tokens",
+                                "decoder_target_tokens")}
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  params = nn.meta.unbox(model.init_params(jax.random.PRNGKey(3), shapes))
+  inputs = np.minimum(tiny.inputs, 63)
+  tokens, _ = jax.jit(lambda p, x: model.predict_batch(
+      p, x, decoding.DecodingConfig(max_new_tokens=MAX_NEW)))(params, inputs)
+  expected = _recompute_greedy(model, params, inputs)
+  for ours, theirs in zip(np.asarray(tokens), expected):
+    assert _until_eos(ours) == _until_eos(theirs)
+
+
+def test_sampling_is_reproducible_and_degenerate_settings_are_greedy(tiny):
+  sample = dict(method="sample", temperature=1.0, top_p=0.95)
+  first = _ours(tiny, seed=7, **sample)
+  assert _ours(tiny, seed=7, **sample) == first
+  assert _ours(tiny, seed=8, **sample) != first
+  greedy = _ours(tiny, method="greedy")
+  assert first != greedy
+  assert _ours(tiny, method="sample", temperature=0.0, seed=7) == greedy
+  assert _ours(tiny, method="sample", top_p=0.0, seed=7) == greedy
+
+
+def test_top_p_keeps_the_smallest_set_reaching_the_mass():
+  probs = np.array([[0.5, 0.3, 0.15, 0.05]], np.float32)
+  logits = jnp.log(jnp.asarray(probs))
+  kept = lambda p: np.asarray(decoding.filter_logits(
+      logits, decoding.DecodingConfig(method="sample", top_p=p)) > -1e8)
+  np.testing.assert_array_equal(kept(0.5), [[True, False, False, False]])
+  np.testing.assert_array_equal(kept(0.6), [[True, True, False, False]])
+  np.testing.assert_array_equal(kept(0.9), [[True, True, True, False]])
+  top2 = decoding.filter_logits(
+      logits, decoding.DecodingConfig(method="sample", top_k=2))
+  assert np.asarray(top2 > -1e8).sum() == 2
+
+
+def test_decoding_on_a_4x2_mesh_equals_one_device(tiny):
+  assert jax.device_count() == 8
+  meshed = inference.Predictor.from_checkpoint(
+      tiny.model, tiny.checkpoint, vocabularies.demo_vocabulary(),
+      batch_size=8, partitioner=partitioning.Partitioner(
+          partitioning.PartitioningConfig(num_partitions=2)))
+  assert dict(meshed.partitioner.mesh.shape) == {"data": 4, "model": 2}
+  rows = _rows(tiny.inputs)
+  for config in (decoding.DecodingConfig(max_new_tokens=MAX_NEW),
+                 decoding.DecodingConfig(method="beam",
+                                         max_new_tokens=MAX_NEW)):
+    ours = [g.tokens for g in meshed.generate_ids(rows, config)]
+    single = [g.tokens for g in tiny.predictor.generate_ids(rows, config)]
+    assert ours == single
+
+
+def test_score_equals_log_likelihood_from_logits(tiny):
+  texts = ["copy: Paka analala.", "reverse: a b c"]
+  targets = ["Paka analala.", "c b a"]
+  scores = tiny.predictor.score(texts, targets)
+  logits_fn = jax.jit(tiny.model.logits)
+  for text, target, score in zip(texts, targets, scores):
+    x = np.array([tiny.predictor.encode_input(text)], np.int32)
+    y = np.array([tiny.predictor.encode_target(target)], np.int32)
+    logits = logits_fn(tiny.predictor.params, {
+        "encoder_input_tokens": x,
+        "decoder_input_tokens": np.concatenate([[[0]], y[:, :-1]], axis=1),
+        "decoder_target_tokens": y})
+    log_probs = jax.nn.log_softmax(np.asarray(logits[0], np.float64))
+    expected = float(sum(log_probs[i, t] for i, t in enumerate(y[0])))
+    assert score == pytest.approx(expected, rel=1e-5)
+
+
+def test_generation_score_is_the_sum_of_token_log_likelihoods(tiny):
+  generation = tiny.predictor.generate_ids(_rows(tiny.inputs[:1]),
+                                           decoding.DecodingConfig(
+                                               max_new_tokens=MAX_NEW))[0]
+  target = generation.tokens + ([decoding.EOS_ID]
+                                if len(generation.tokens) < MAX_NEW else [])
+  rescored = tiny.predictor.score_ids(_rows(tiny.inputs[:1]), [target])[0]
+  assert generation.score == pytest.approx(float(rescored), rel=1e-4)
