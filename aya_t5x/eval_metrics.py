@@ -96,6 +96,27 @@ def bleu_metric_name(tokenizer: str | None = None) -> str:
   return "bleu_" + tokenizer
 
 
+def bleu_tokenizer_description(tokenizer: str | None = None) -> str:
+  """One line for a report saying which BLEU this is, and why.
+
+  E.g. under a FLORES table: either spBLEU as the paper computes it, or a
+  BLEU that is not spBLEU because the FLORES-200 model is not installed.
+  """
+  tokenizer = tokenizer or bleu_tokenizer_name()
+  name = bleu_metric_name(tokenizer)
+  if tokenizer == "flores200":
+    return (f"{name}: spBLEU, sacrebleu {sacrebleu.__version__} BLEU over "
+            f"FLORES-200 SentencePiece pieces ({flores200_model_path()}).")
+  if tokenizer.endswith(".model"):
+    return (f"{name}: sacrebleu {sacrebleu.__version__} BLEU over the pieces "
+            f"of {tokenizer}; not comparable with FLORES-200 spBLEU.")
+  missing = ("" if os.path.isfile(flores200_model_path()) else
+             f"; the FLORES-200 model is not at {flores200_model_path()}, "
+             "so this is not spBLEU")
+  return (f"{name}: sacrebleu {sacrebleu.__version__} BLEU with its "
+          f"'{tokenizer}' tokenizer{missing}.")
+
+
 @functools.lru_cache(maxsize=8)
 def _sentencepiece(path: str) -> sentencepiece.SentencePieceProcessor:
   return sentencepiece.SentencePieceProcessor(model_file=path)

@@ -1,6 +1,7 @@
 """Parity of the evaluation metrics with sacrebleu, rouge-score and SQuAD."""
 
 import collections
+import inspect
 import os
 import re
 import shutil
@@ -83,6 +84,9 @@ def test_bleu_and_chrf_equal_sacrebleu_on_same_files(tmp_path,
 
 def test_without_flores_model_score_is_never_called_spbleu(no_flores_model):
   assert eval_metrics.bleu_tokenizer_name() == "13a"
+  description = eval_metrics.bleu_tokenizer_description()
+  assert description.startswith("bleu_13a: ")
+  assert "not spBLEU" in description
   assert "spbleu_flores200" not in eval_metrics.translation_metrics(
       REFS, HYPS)
   with pytest.raises(FileNotFoundError, match="flores200sacrebleuspm"):
@@ -99,6 +103,8 @@ def test_flores200_model_in_sacrebleu_dir_gives_sacrebleus_spbleu(
   assert "tok:flores200" in str(bleu.get_signature())
   assert set(ours) == {"spbleu_flores200", "chrf++"}
   assert ours["spbleu_flores200"] == theirs.score
+  assert eval_metrics.bleu_tokenizer_description().startswith(
+      "spbleu_flores200: spBLEU")
   # The pieces, not 13a words, were scored: they differ on this corpus.
   assert theirs.score != sacrebleu.corpus_bleu(HYPS, [REFS]).score
 
@@ -267,6 +273,17 @@ def test_squad_known_values():
       pytest.approx({"f1": 40.0, "em": 0.0}))
   with pytest.raises(ValueError, match="example 0 has no gold answer"):
     eval_metrics.squad([[]], ["x"])
+
+
+def test_metric_fns_have_the_signature_seqio_dispatches_on():
+  """seqio.Task calls a metric fn with (targets, predictions) when those
+  are its only parameters without defaults."""
+  for fn in (eval_metrics.translation_metrics, eval_metrics.rouge_lsum,
+             eval_metrics.squad, eval_metrics.accuracy):
+    required = tuple(
+        name for name, p in inspect.signature(fn).parameters.items()
+        if p.default is inspect.Parameter.empty)
+    assert required == ("targets", "predictions"), fn.__name__
 
 
 # --- Rank classification -----------------------------------------------------

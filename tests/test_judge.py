@@ -81,7 +81,8 @@ def fixture_server():
   server.requests, server.flaky_failed = [], False
   server.policy, server.api_key = _prefer_longer, None
   server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                            daemon=True)
   thread.start()
   yield server
   server.shutdown()
