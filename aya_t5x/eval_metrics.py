@@ -345,7 +345,7 @@ def rouge_lsum(targets: Sequence[str], predictions: Sequence[str], *,
       Unicode words (see `rouge_tokenizer`).
   """
   _check_lengths(targets, predictions)
-  if not targets:
+  if len(targets) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError("rouge_lsum needs at least one example.")
   scorer = rouge_scorer.RougeScorer(
       ["rougeLsum"], tokenizer=rouge_tokenizer(spm_model_path))
@@ -406,7 +406,7 @@ def squad(targets: Sequence[Sequence[str]] | Sequence[str],
     predictions: one predicted answer per example.
   """
   _check_lengths(targets, predictions)
-  if not targets:
+  if len(targets) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError("squad needs at least one example.")
   f1s, exact = [], []
   for index, (target, prediction) in enumerate(zip(targets, predictions)):
@@ -429,7 +429,7 @@ def accuracy(targets: Sequence, predictions: Sequence) -> dict[str, float]:
   option; equality is exact, so both sides must use the same type.
   """
   _check_lengths(targets, predictions)
-  if not targets:
+  if len(targets) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError("accuracy needs at least one example.")
   hits = [t == p for t, p in zip(targets, predictions)]
   return {"accuracy": 100.0 * sum(hits) / len(hits)}

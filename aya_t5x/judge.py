@@ -361,14 +361,25 @@ def judge_pairs(pairs: Sequence[Pair], complete: Callable[[list], str],
                 seed: int, num_workers: int = 1) -> list[Judgment]:
   """All pairs' judgments, in the pairs' order.
 
+  The first pair is judged alone: if the endpoint cannot answer it even
+  after retries (a wrong URL, a server not started), every other pair would
+  wait through the same retries, so the run stops instead.
+
   Raises:
-    JudgeError: the endpoint refused a request permanently; the remaining
-      requests are cancelled (they would all fail the same way).
+    JudgeError: the endpoint refused a request permanently, or failed the
+      first one; the remaining requests are cancelled.
   """
+  if not pairs:
+    return []
+  first = judge_pair(pairs[0], complete, seed)
+  if first.status == "error":
+    raise JudgeError(f"The first request failed after retries: {first.raw}. "
+                     "Is the judge serving at --judge_url?")
   with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
-    futures = [pool.submit(judge_pair, p, complete, seed) for p in pairs]
+    futures = [pool.submit(judge_pair, p, complete, seed)
+               for p in pairs[1:]]
     try:
-      return [f.result() for f in futures]
+      return [first] + [f.result() for f in futures]
     except JudgeError:
       for future in futures:
         future.cancel()

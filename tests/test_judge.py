@@ -266,15 +266,26 @@ def _refusing_url():
   return f"http://127.0.0.1:{port}/v1"
 
 
-def test_unreachable_endpoint_is_counted_as_failed_requests(tmp_path):
-  a, b = _files(tmp_path, EXAMPLES[:2])
+def test_unreachable_endpoint_stops_the_run_after_the_first_pair(
+    tmp_path, capsys):
+  a, b = _files(tmp_path, EXAMPLES[:3])
   client = judge.JudgeClient(_refusing_url(), "m", max_retries=1,
                              backoff_s=0, timeout_s=5)
   pairs, _ = judge.pair_generations(judge.read_generations(a)[0],
                                     judge.read_generations(b)[0])
-  judgments = judge.judge_pairs(pairs, client.complete, seed=0)
-  assert [j.status for j in judgments] == ["error", "error"]
-  assert judge.summarize(judgments)["overall"]["errors"] == 2
+  calls = []
+
+  def complete(messages):
+    calls.append(messages)
+    return client.complete(messages)
+
+  with pytest.raises(judge.JudgeError, match="first request failed"):
+    judge.judge_pairs(pairs, complete, seed=0)
+  assert len(calls) == 1  # The other pairs were never sent.
+  assert judge.main([f"--a={a}", f"--b={b}", f"--judge_url={client.url}",
+                     "--judge_model=m", f"--output_dir={tmp_path / 'o'}",
+                     "--max_retries=0"]) == 2
+  assert "Is the judge serving at --judge_url?" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("reply, verdict", [
