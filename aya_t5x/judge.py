@@ -24,7 +24,10 @@ llama.cpp's server, OpenAI itself), called with the standard library only.
 
 Writes DIR/judgments.jsonl (one line per pair: order shown, raw reply,
 verdict), DIR/summary.json and DIR/summary.csv (win/tie/loss of A against
-B per language and overall). Exit status: 0, 1 if any pair ended unjudged
+B per language and overall). Judgments are saved as they come in; running
+the same command again (after an interruption, or with a few answers
+changed) reuses every `ok` judgment whose request is unchanged and asks
+only about the rest (`--fresh` asks about everything). Exit status: 0, 1 if any pair ended unjudged
 (unparsable or failed), 2 on a usage error (bad file, unreachable or
 refusing endpoint).
 """
@@ -33,12 +36,14 @@ import argparse
 import concurrent.futures
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import re
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -116,6 +121,9 @@ class Judgment:
   status: str
   # The judge's reply, or the error that stopped it.
   raw: str
+  # Fingerprint of the request (see `request_key`): a re-run reuses an `ok`
+  # judgment with the same key instead of asking again.
+  key: str = ""
 
 
 # ----------------------------------------------------------------------------
@@ -151,7 +159,8 @@ def read_generations(path: str) -> tuple[dict[str, Generation], list[str]]:
     FileNotFoundError: `path` does not exist.
   """
   generations, problems = {}, []
-  with open(path, encoding="utf-8") as f:
+  # utf-8-sig: a byte-order mark (Windows editors) is not a JSON error.
+  with open(path, encoding="utf-8-sig") as f:
     for number, line in enumerate(f, start=1):
       if not line.strip():
         continue
@@ -340,44 +349,75 @@ def _reply_text(payload: bytes, endpoint: str) -> str:
 # Judging and counting.
 
 
-def judge_pair(pair: Pair, complete: Callable[[list], str],
-               seed: int) -> Judgment:
-  """One pair's judgment; transient failures become an `error` judgment."""
+def request_key(model: str, a_first: bool,
+                messages: Sequence[Mapping[str, str]]) -> str:
+  """What a verdict depends on: judge, order, and the full prompt (request,
+  both answers, template). Any change to them means asking again."""
+  text = json.dumps([model, a_first, list(messages)], ensure_ascii=False)
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def judge_pair(pair: Pair, complete: Callable[[list], str], seed: int, *,
+               model: str = "",
+               previous: Mapping[str, Judgment] | None = None) -> Judgment:
+  """One pair's judgment; transient failures become an `error` judgment.
+
+  `previous` maps request keys to earlier `ok` judgments, reused as they
+  are; unparsable and failed ones are asked again.
+  """
   a_first = a_shown_first(seed, pair.a.id)
+  messages = judge_messages(pair, a_first)
+  key = request_key(model, a_first, messages)
+  if previous and key in previous:
+    return previous[key]
+  make = functools.partial(Judgment, pair.a.id, pair.a.language, a_first,
+                           key=key)
   try:
-    reply = complete(judge_messages(pair, a_first))
+    reply = complete(messages)
   except TransientJudgeError as e:
-    return Judgment(pair.a.id, pair.a.language, a_first, None, "error",
-                    str(e))
+    return make(None, "error", str(e))
   verdict = parse_verdict(reply)
   if verdict is None:
-    return Judgment(pair.a.id, pair.a.language, a_first, None, "unparsable",
-                    reply)
-  return Judgment(pair.a.id, pair.a.language, a_first,
-                  to_winner(verdict, a_first), "ok", reply)
+    return make(None, "unparsable", reply)
+  return make(to_winner(verdict, a_first), "ok", reply)
 
 
 def judge_pairs(pairs: Sequence[Pair], complete: Callable[[list], str],
-                seed: int, num_workers: int = 1) -> list[Judgment]:
+                seed: int, num_workers: int = 1, *, model: str = "",
+                previous: Mapping[str, Judgment] | None = None,
+                on_judged: Callable[[Judgment], None] | None = None
+                ) -> list[Judgment]:
   """All pairs' judgments, in the pairs' order.
 
   The first pair is judged alone: if the endpoint cannot answer it even
   after retries (a wrong URL, a server not started), every other pair would
   wait through the same retries, so the run stops instead.
 
+  Args:
+    pairs, complete, seed, model, previous: see `judge_pair`.
+    num_workers: requests in flight at once.
+    on_judged: called with each judgment as it is made (from worker
+      threads), e.g. to save progress.
+
   Raises:
     JudgeError: the endpoint refused a request permanently, or failed the
       first one; the remaining requests are cancelled.
   """
+  def one(pair: Pair) -> Judgment:
+    judgment = judge_pair(pair, complete, seed, model=model,
+                          previous=previous)
+    if on_judged is not None:
+      on_judged(judgment)
+    return judgment
+
   if not pairs:
     return []
-  first = judge_pair(pairs[0], complete, seed)
+  first = one(pairs[0])
   if first.status == "error":
     raise JudgeError(f"The first request failed after retries: {first.raw}. "
                      "Is the judge serving at --judge_url?")
   with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
-    futures = [pool.submit(judge_pair, p, complete, seed)
-               for p in pairs[1:]]
+    futures = [pool.submit(one, p) for p in pairs[1:]]
     try:
       return [first] + [f.result() for f in futures]
     except JudgeError:
@@ -416,7 +456,52 @@ def summarize(judgments: Iterable[Judgment]) -> dict[str, dict]:
 
 
 # ----------------------------------------------------------------------------
-# Outputs and the command line.
+# Outputs, progress and the command line.
+
+JUDGMENTS_FILE = "judgments.jsonl"
+# Judgments appended as they are made, so an interrupted run loses none.
+PROGRESS_FILE = "judgments.partial.jsonl"
+
+
+def load_previous_judgments(output_dir: str) -> dict[str, Judgment]:
+  """`ok` judgments of an earlier (maybe interrupted) run, by request key.
+
+  Lines that do not read back (the last line of a killed run, files of an
+  older version without keys) are ignored: those pairs are simply asked
+  again.
+  """
+  previous = {}
+  for name in (JUDGMENTS_FILE, PROGRESS_FILE):
+    path = os.path.join(output_dir, name)
+    if not os.path.exists(path):
+      continue
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        try:
+          judgment = Judgment(**json.loads(line))
+        except (ValueError, TypeError):
+          continue
+        if judgment.status == "ok" and judgment.key:
+          previous[judgment.key] = judgment
+  return previous
+
+
+class _ProgressWriter:
+  """Appends judgments to a JSONL file from several threads."""
+
+  def __init__(self, path: str):
+    # Kept open for the whole run; `close` is called in a finally block.
+    self._file = open(path, "a", encoding="utf-8")  # pylint: disable=R1732
+    self._lock = threading.Lock()
+
+  def __call__(self, judgment: Judgment) -> None:
+    line = json.dumps(dataclasses.asdict(judgment), ensure_ascii=False)
+    with self._lock:
+      self._file.write(line + "\n")
+      self._file.flush()
+
+  def close(self) -> None:
+    self._file.close()
 
 
 def write_outputs(output_dir: str, judgments: Sequence[Judgment],
@@ -425,8 +510,8 @@ def write_outputs(output_dir: str, judgments: Sequence[Judgment],
   """judgments.jsonl, summary.json and summary.csv; returns their paths."""
   os.makedirs(output_dir, exist_ok=True)
   paths = {name: os.path.join(output_dir, name) for name in
-           ("judgments.jsonl", "summary.json", "summary.csv")}
-  with open(paths["judgments.jsonl"], "w", encoding="utf-8") as f:
+           (JUDGMENTS_FILE, "summary.json", "summary.csv")}
+  with open(paths[JUDGMENTS_FILE], "w", encoding="utf-8") as f:
     for j in judgments:
       f.write(json.dumps(dataclasses.asdict(j), ensure_ascii=False) + "\n")
   with open(paths["summary.json"], "w", encoding="utf-8") as f:
@@ -480,6 +565,10 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--max_tokens", type=int, default=1024)
   parser.add_argument("--limit", type=int, default=None,
                       help="Judge only the first N pairs (a dry run).")
+  parser.add_argument("--fresh", action="store_true",
+                      help="Ask the judge about every pair again, instead "
+                      "of reusing the ok judgments already in --output_dir "
+                      "for unchanged requests.")
   return parser
 
 
@@ -507,16 +596,27 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
                        _api_key(args.api_key_env), args.timeout_s,
                        args.max_retries, args.retry_backoff_s,
                        max_tokens=args.max_tokens)
-  judgments = judge_pairs(pairs, client.complete, args.seed,
-                          args.num_workers)
+  previous = ({} if args.fresh
+              else load_previous_judgments(args.output_dir))
+  os.makedirs(args.output_dir, exist_ok=True)
+  progress = _ProgressWriter(os.path.join(args.output_dir, PROGRESS_FILE))
+  try:
+    judgments = judge_pairs(pairs, client.complete, args.seed,
+                            args.num_workers, model=args.judge_model,
+                            previous=previous, on_judged=progress)
+  finally:
+    progress.close()
   summary = summarize(judgments)
   problems = problems_a + problems_b + problems_pair
   meta = {"a": args.a, "b": args.b, "judge_url": args.judge_url,
           "judge_model": args.judge_model, "seed": args.seed,
+          "reused_judgments": sum(previous.get(j.key) is j
+                                  for j in judgments),
           "skipped_lines": {args.a: len(problems_a), args.b: len(problems_b)},
           "unpaired_or_mismatched": len(problems_pair),
           "problems": problems}
   paths = write_outputs(args.output_dir, judgments, summary, meta)
+  os.remove(os.path.join(args.output_dir, PROGRESS_FILE))
   print(format_summary(summary, "A", "B"))
   print(f"A = {args.a}\nB = {args.b}\nwrote {', '.join(paths.values())}")
   return summary, problems

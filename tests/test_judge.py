@@ -164,6 +164,41 @@ def test_longer_answer_wins_whatever_order_it_was_shown_in(server, tmp_path):
                  "system", "user"] for r in server.requests)
 
 
+def test_rerun_reuses_unchanged_judgments_and_resumes_interrupted_runs(
+    server, tmp_path):
+  a, b = _files(tmp_path)
+  out = tmp_path / "out"
+  assert judge.main(_args(server, a, b, out)) == 0
+  first = (out / "judgments.jsonl").read_text().splitlines()
+  assert len(server.requests) == 12
+  assert not (out / judge.PROGRESS_FILE).exists()
+
+  assert judge.main(_args(server, a, b, out)) == 0  # Nothing changed.
+  assert len(server.requests) == 12
+  assert json.loads((out / "summary.json").read_text())[
+      "reused_judgments"] == 12
+  assert (out / "judgments.jsonl").read_text().splitlines() == first
+
+  rows = [json.loads(l) for l in open(b, encoding="utf-8")]
+  rows[0]["prediction"] = "a different, much longer answer from B"
+  _write(tmp_path / "b.jsonl", rows)
+  assert judge.main(_args(server, a, b, out)) == 0
+  assert len(server.requests) == 13  # Only the changed pair.
+  by_id = {j["id"]: j for j in map(json.loads, (
+      out / "judgments.jsonl").read_text().splitlines())}
+  assert by_id["1"]["winner"] == "b"
+
+  # An interrupted run: two judgments saved, the last line cut short.
+  (out / "judgments.jsonl").unlink()
+  (out / judge.PROGRESS_FILE).write_text(
+      "\n".join(first[1:3]) + "\n" + first[3][:20], encoding="utf-8")
+  assert judge.main(_args(server, a, b, out)) == 0
+  assert len(server.requests) == 13 + 10
+
+  assert judge.main(_args(server, a, b, out, "--fresh")) == 0
+  assert len(server.requests) == 23 + 12
+
+
 def test_random_order_undoes_a_judge_that_always_picks_the_first(
     server, tmp_path):
   server.policy = _always_first
