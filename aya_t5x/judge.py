@@ -349,11 +349,12 @@ def _reply_text(payload: bytes, endpoint: str) -> str:
 # Judging and counting.
 
 
-def request_key(model: str, a_first: bool,
+def request_key(model: str, example_id: str, a_first: bool,
                 messages: Sequence[Mapping[str, str]]) -> str:
-  """What a verdict depends on: judge, order, and the full prompt (request,
-  both answers, template). Any change to them means asking again."""
-  text = json.dumps([model, a_first, list(messages)], ensure_ascii=False)
+  """What a verdict depends on: judge, example, order, and the full prompt
+  (request, both answers, template). Any change means asking again."""
+  text = json.dumps([model, example_id, a_first, list(messages)],
+                    ensure_ascii=False)
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -367,7 +368,7 @@ def judge_pair(pair: Pair, complete: Callable[[list], str], seed: int, *,
   """
   a_first = a_shown_first(seed, pair.a.id)
   messages = judge_messages(pair, a_first)
-  key = request_key(model, a_first, messages)
+  key = request_key(model, pair.a.id, a_first, messages)
   if previous and key in previous:
     return previous[key]
   make = functools.partial(Judgment, pair.a.id, pair.a.language, a_first,
