@@ -35,6 +35,7 @@ setuptools.setup(
     extras_require={
         "test": _read_pins("requirements/test.txt"),
         "hf": _read_pins("requirements/hf.txt"),
+        "tpu": _read_pins("requirements/tpu.txt"),
     },
     entry_points={
         "console_scripts": [

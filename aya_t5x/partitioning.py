@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 PyTree = Any
@@ -78,8 +79,11 @@ def make_mesh(num_partitions: int,
         f"({len(devices)}).")
   shape = (len(devices) // num_partitions, num_partitions)
   auto = (jax.sharding.AxisType.Auto,) * 2
-  return jax.make_mesh(shape, (DATA_AXIS, MODEL_AXIS), axis_types=auto,
-                       devices=devices)
+  # Splitting a physical torus axis lets e.g. 8 model partitions live on a
+  # v4-128's 4x4x4 chips (jax.make_mesh refuses that shape there).
+  grid = mesh_utils.create_device_mesh(shape, devices,
+                                       allow_split_physical_axes=True)
+  return Mesh(grid, (DATA_AXIS, MODEL_AXIS), axis_types=auto)
 
 
 class Partitioner:

@@ -25,6 +25,7 @@ from aya_t5x import data
 from aya_t5x import gin_utils
 from aya_t5x import metrics_writer
 from aya_t5x import model as model_lib
+from aya_t5x import multihost
 from aya_t5x import optim
 from aya_t5x import partitioning
 from aya_t5x import trainer as trainer_lib
@@ -275,11 +276,7 @@ def _initialize_runtime(command_line: gin_utils.CommandLine) -> None:
   """Multi-process JAX, TFDS location, and TensorFlow kept off the GPU."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
-  if command_line.multiprocess or command_line.coordinator_address:
-    jax.distributed.initialize(
-        coordinator_address=command_line.coordinator_address,
-        num_processes=command_line.process_count,
-        process_id=command_line.process_index)
+  multihost.initialize(multihost.config_from_command_line(command_line))
   if command_line.tfds_data_dir:
     import seqio  # pylint: disable=g-import-not-at-top
     seqio.set_tfds_data_dir_override(command_line.tfds_data_dir)

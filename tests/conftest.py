@@ -8,6 +8,7 @@ GPU memory that jax needs.
 import os
 
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # libtpu (tpu extra): no probe.
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
