@@ -567,6 +567,7 @@ class RowSource(seqio.DataSource):
     self._tally = tally
     self._prepared: dict[str, _Prepared] = {}
     self._lock = threading.Lock()
+    self._counted: dict[str, int] = {}
     super().__init__(splits=spec.files.splits)
 
   @property
@@ -578,6 +579,15 @@ class RowSource(seqio.DataSource):
 
   def list_shards(self, split: str) -> Sequence[str]:
     return [f.path for f in self.prepare(split).files]
+
+  def set_num_input_examples(self, split: str, count: int) -> None:
+    """Records a split's counted size (`aya_t5x.mixing` does, once a mixture
+    has counted its tasks), so SeqIO caches small splits in memory instead
+    of re-reading their files on every epoch."""
+    self._counted[split] = int(count)
+
+  def num_input_examples(self, split: str) -> int | None:
+    return self._counted.get(split)
 
   def reset(self) -> None:
     """Forgets the per-split state (re-lists files, re-runs pre-passes)."""
