@@ -32,7 +32,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
 RUN = ["--gin_file=gin/aya_tiny_cpu.gin", f"--gin.TRAIN_STEPS={STEPS}",
        "--gin.BATCH_SIZE=8", "--gin.LOG_PERIOD=1", "--gin.EVAL_PERIOD=0",
-       "--gin.CHECKPOINT_PERIOD=1000", "--gin.DROPOUT_RATE=0.1"]
+       "--gin.CHECKPOINT_PERIOD=1000", "--gin.DROPOUT_RATE=0.1",
+       # One demo task (registered by aya_t5x.tasks): no mixture needed.
+       "--gin.MIXTURE_OR_TASK_NAME='aya_demo'",
+       "--gin.MIXTURE_OR_TASK_MODULE='aya_t5x.tasks'"]
 
 
 def _free_port() -> int:
