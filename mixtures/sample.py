@@ -20,6 +20,7 @@ evaluate on.
 import dataclasses
 import os
 
+import seqio
 import tensorflow as tf
 
 from aya_t5x import languages
@@ -29,6 +30,7 @@ from aya_t5x import vocabularies
 from aya_t5x.mixtures import aya
 from aya_t5x.tasks import aya_collection
 from aya_t5x.tasks import aya_dataset
+from aya_t5x.tasks import catalog
 from aya_t5x.tasks import data_provenance
 from aya_t5x.tasks import demo as demo_tasks
 from aya_t5x.tasks import registry_helpers
@@ -44,6 +46,8 @@ DEMO_MIXTURE = "aya_demo_translation_heavy"
 DEMO_SOURCE = "demo"
 # The demo tasks' percent of the demo mixture (module docstring).
 DEMO_PERCENT = 50.0
+# Rows a sample task's shuffle buffer holds (see register_tasks).
+SHUFFLE_BUFFER_SIZE = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,13 +125,24 @@ def _specs():
 
 
 def register_tasks() -> list[mixing.Member]:
-  """Registers the sample tasks (demo vocabulary); returns them as members."""
-  vocabulary = vocabularies.demo_vocabulary()
+  """Registers the sample tasks (demo vocabulary); returns them as members.
+
+  They are the production recipe (`registry_helpers`) with a small shuffle
+  buffer: a sample task holds at most a few dozen rows, so SeqIO's default
+  of 1,000 per task would only slow the start and bloat the iterator state
+  saved with every demo checkpoint.
+  """
   members = []
   for name, spec, language, dataset in _specs():
-    registry_helpers.register_source_task(
-        name, spec, language=language, dataset=dataset,
-        vocabulary=vocabulary, catalog_source=spec.source + CATALOG_SUFFIX)
+    if name not in seqio.TaskRegistry.names():
+      seqio.TaskRegistry.add(
+          name, source=sources.RowSource(name, spec),
+          preprocessors=registry_helpers.preprocessors_list(),
+          output_features=registry_helpers.output_features(
+              vocabularies.demo_vocabulary()),
+          metric_fns=[], shuffle_buffer_size=SHUFFLE_BUFFER_SIZE)
+    catalog.add(catalog.Entry(name, spec.source + CATALOG_SUFFIX, language,
+                              dataset))
     members.append(mixing.Member(name, spec.source, dataset))
   return members
 
@@ -137,8 +152,9 @@ def sample_scheme(scheme: mixing.Scheme) -> mixing.Scheme:
 
 
 def demo_members() -> list[mixing.Member]:
-  return [mixing.Member(demo_tasks.language_task_name(code), DEMO_SOURCE,
-                        None) for code in demo_tasks.LANGUAGES]
+  """The demo data as one task: its 12 languages are equally large, so
+  one task samples them as 12 would, with one pipeline instead of 12."""
+  return [mixing.Member(demo_tasks.TASK_NAME, DEMO_SOURCE, None)]
 
 
 def register() -> None:
