@@ -14,8 +14,9 @@ the compiler's peak against the chip's HBM; and the FLOPs of a step from the
 analytic formula (`aya_t5x.flops`) and from the compiler.
 
 The compiler counts a scanned layer body once, so its FLOPs are taken from
-small unrolled variants of the same model (1 and 2 layers per stack, full
-batch, no microbatches) and extrapolated linearly in the layer count; the
+small unrolled variants of the same model (1 and 2 layers per stack, no
+microbatches, by default unsharded on one chip for `--flops_rows` rows and
+scaled to the batch) and extrapolated linearly in the layer count; the
 ratio to the analytic count is the remat policy's recompute overhead.
 (XLA's `optimal_seconds` estimate is not reported: this libtpu returns
 negative values for real train steps.)
@@ -312,20 +313,41 @@ def extrapolate_flops(cfg: network.T5Config,
 
 
 def compiler_flops(spec: RunSpec, devices: Sequence[jax.Device],
+                   rows: int | None = None,
                    compile_fn: Callable[[RunSpec, Sequence[jax.Device]],
                                         Compiled] = compile_step) -> dict:
-  """The compiler's FLOPs for the full depth, from unrolled variants."""
+  """The compiler's FLOPs for the full depth, from unrolled variants.
+
+  With `rows`, the variants are compiled unsharded on one device for
+  `rows` rows and scaled to the batch: the TPU compiler turns sharded
+  matmuls into loops whose bodies its cost analysis also counts once (on
+  v4-128 the sharded count came out at 0.56-0.77 of the matmul FLOPs,
+  varying with the layout), while one device runs every FLOP in plain
+  sight. Without `rows`, the variants keep the run's sharding and the count
+  is per device times the devices.
+  """
   cfg = spec.model.config
+  scale, where = 1.0, list(devices)
+  if rows is not None:
+    if rows < 1 or spec.batch_size % rows:
+      raise gin_utils.UsageError(
+          f"--flops_rows={rows} must divide BATCH_SIZE={spec.batch_size}.")
+    scale, where = spec.batch_size / rows, where[:1]
+    spec = dataclasses.replace(
+        spec, batch_size=rows,
+        partitioning_config=partitioning.PartitioningConfig())
   measured, seconds = {}, 0.0
   for layers in _variants(cfg):
-    result = compile_fn(with_layers(spec, *layers), devices)
+    result = compile_fn(with_layers(spec, *layers), where)
     seconds += result.seconds
     if result.flops is None:
       return {"error": f"variant {layers} gave no FLOPs (fits="
                        f"{result.fits}: {result.error})"}
     measured[layers] = result.flops
   per_device = extrapolate_flops(cfg, measured)
-  return {"per_device": per_device, "total": per_device * len(devices),
+  method = (f"unsharded on one device, {rows} rows, x{scale:g}" if rows
+            else f"sharded, per device x {len(where)} devices")
+  return {"total": per_device * len(where) * scale, "method": method,
           "variants": {f"{e}+{d}": f for (e, d), f in measured.items()},
           "compile_seconds": seconds}
 
@@ -467,13 +489,13 @@ def format_report(report: dict) -> str:
 
 
 def precompile(command_line: gin_utils.CommandLine, topology: str,
-               extrapolate: bool = True) -> dict:
+               extrapolate: bool = True, flops_rows: int | None = 2) -> dict:
   """Parses gin, compiles the step for `topology`, returns the report."""
   parse_gin_for_compile(command_line)
   spec = run_spec_from_gin()
   devices = topology_devices(topology)
   result = compile_step(spec, devices)
-  flops = compiler_flops(spec, devices) if extrapolate else None
+  flops = compiler_flops(spec, devices, flops_rows) if extrapolate else None
   return build_report(spec, topology, devices, result, flops)
 
 
@@ -485,10 +507,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser.add_argument("--output", default=None, help="write the JSON here")
   parser.add_argument("--no_flops_extrapolation", action="store_true",
                       help="skip the unrolled variants (faster)")
+  parser.add_argument("--flops_rows", type=int, default=2,
+                      help="rows of the one-device FLOPs variants; 0 = "
+                      "compile them with the run's sharding instead")
   known, rest = parser.parse_known_args(
       sys.argv[1:] if argv is None else argv)
   report = precompile(gin_utils.parse_command_line(rest), known.topology,
-                      not known.no_flops_extrapolation)
+                      not known.no_flops_extrapolation,
+                      known.flops_rows or None)
   print(format_report(report), flush=True)
   if known.output:
     with open(known.output, "w") as f:
