@@ -420,8 +420,17 @@ class WeightedMixture(seqio.Mixture):
     return expected_shares(self.members, self.rates(split), sizes)
 
   def get_dataset(self, sequence_length=None, split: str = "train",
+                  shard_info: seqio.ShardInfo | None = None,
                   **kwargs) -> tf.data.Dataset:
-    """SeqIO's mixing over the tasks with data (see the class docstring)."""
+    """SeqIO's mixing over the tasks with data, then this host's shard.
+
+    Hosts shard the mixed stream, not the tasks. The Aya per-language tasks
+    read files sorted by language, so sharding a task by file would give
+    most hosts none of a language's rows: the rates would shift (and SeqIO
+    ends a mixture at its first empty task). Every host reads every task
+    with the same seed (its input work is small next to a large model's
+    step) and keeps every n-th mixed example.
+    """
     active = [(seqio.TaskRegistry.get(task), rate)
               for task, rate in sorted(self.rates(split).items()) if rate > 0]
     sizes, _ = self.sizes(split)
@@ -429,4 +438,7 @@ class WeightedMixture(seqio.Mixture):
       if isinstance(task.source, sources.RowSource):
         task.source.set_num_input_examples(split, sizes[task.name].examples)
     inner = seqio.Mixture(self.name, active, sample_fn=self._sample_fn)
-    return inner.get_dataset(sequence_length, split, **kwargs)
+    dataset = inner.get_dataset(sequence_length, split, **kwargs)
+    if shard_info and shard_info.num_shards > 1:
+      dataset = dataset.shard(shard_info.num_shards, shard_info.index)
+    return dataset
