@@ -32,6 +32,7 @@ get rate 0 and are left out of the tf.data graph.
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -230,6 +231,24 @@ def _selection_text(spec: sources.SourceSpec) -> str:
                spec.dataset_from_dir, spec.fields, spec.hygiene, spec.cap))
 
 
+def _describe(step) -> str:
+  """A preprocessor by name and arguments: stable across processes (a
+  function's repr holds its memory address)."""
+  if isinstance(step, functools.partial):
+    return f"{_describe(step.func)}{sorted(step.keywords.items())}"
+  if callable(step) and hasattr(step, "__qualname__"):
+    return f"{step.__module__}.{step.__qualname__}"
+  return type(step).__name__
+
+
+def settings_text(task: seqio.Task) -> str:
+  """The task settings a cached size depends on, besides its files."""
+  source = task.source
+  if isinstance(source, sources.RowSource):
+    return _selection_text(source.spec)
+  return repr([_describe(step) for step in task.preprocessors])
+
+
 def fingerprint(task: seqio.Task, split: str) -> str:
   """What a cached size depends on: the task's files and settings.
 
@@ -239,11 +258,9 @@ def fingerprint(task: seqio.Task, split: str) -> str:
   source = task.source
   if isinstance(source, sources.RowSource):
     paths = [f.path for f in source.spec.files.resolve(split)]
-    settings = _selection_text(source.spec)
   else:
     paths = list(source.list_shards(split))
-    settings = repr(task.preprocessors)
-  text = "\n".join([task.name, split, settings] +
+  text = "\n".join([task.name, split, settings_text(task)] +
                    [_file_stamp(p) for p in sorted(paths)])
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -318,3 +318,31 @@ def test_13b_gin_files_leave_partitioning_to_the_hardware_layer():
     for knob in ("NUM_PARTITIONS", "NUM_MICROBATCHES", "REMAT_POLICY",
                  "SCAN_LAYERS", "PARAMETER_PARTITIONING_DIMS"):
       assert not any(line.startswith(knob) for line in settings), (path, knob)
+
+
+def test_hosts_shard_the_mixed_stream_so_every_host_gets_every_source(
+    built, tmp_path):
+  """File sharding would leave a one-file task on one host only."""
+  members, _ = built
+  mix = _mixture("test_sharded", {"mixtest_big": 80, "mixtest_small": 20},
+                 members, tmp_path / "sizes.json")
+
+  def draws(shard_info, n):
+    dataset = mix.get_dataset(None, "train", shuffle=False, seed=3,
+                              num_epochs=None, shard_info=shard_info,
+                              copy_pretokenized=True)
+    return [ex["inputs_pretokenized"].decode()
+            for ex in dataset.take(n).as_numpy_iterator()]
+  whole = draws(None, 400)
+  shards = [draws(seqio.ShardInfo(i, 2), 200) for i in range(2)]
+  assert shards[0] == whole[0::2] and shards[1] == whole[1::2]
+  for shard in shards:
+    assert any(x.startswith("mixtest_d") for x in shard)
+
+
+def test_cached_sizes_key_on_settings_without_memory_addresses():
+  demo = seqio.TaskRegistry.get("aya_demo_swa")
+  text = mixing.settings_text(demo)
+  assert "0x" not in text and "filter_language[('language', 'swa')]" in text
+  assert "'swa'" in mixing.settings_text(
+      seqio.TaskRegistry.get("aya_sample_xp3x_swa"))
