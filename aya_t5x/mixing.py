@@ -217,7 +217,7 @@ def expected_shares(members: Sequence[Member], rates: Mapping[str, float],
 
 
 def _file_stamp(path: str) -> str:
-  """A path plus what changes when the file does (hf:// paths pin a revision)."""
+  """A path plus what changes with the file (hf:// paths pin a revision)."""
   if path.startswith("hf://"):
     return path
   stat = tf.io.gfile.stat(path)

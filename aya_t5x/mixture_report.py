@@ -25,7 +25,7 @@ import csv
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import seqio
 
