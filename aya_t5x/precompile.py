@@ -467,9 +467,11 @@ def format_report(report: dict) -> str:
            f"{run['num_microbatches']}, remat "
            f"{report['model']['remat_policy']}"]
   if mem["fits"]:
+    capacity = (f"of {mem['capacity_gib']} GiB" if mem["capacity_gib"]
+                else "(host memory)")
     lines.append(f"  fits: peak {mem['peak_gib']} GiB per chip (arguments "
                  f"{mem['arguments_gib']}, temporaries "
-                 f"{mem['temporaries_gib']}) of {mem['capacity_gib']} GiB")
+                 f"{mem['temporaries_gib']}) {capacity}")
   else:
     lines.append(f"  DOES NOT FIT: the compiler needed {mem['needed_gib']} "
                  f"GiB per chip, limit {mem['compiler_limit_gib']} GiB")
@@ -477,7 +479,8 @@ def format_report(report: dict) -> str:
   line = f"  FLOPs/step: analytic {flops['analytic']['train_step']:.4g}"
   if "total" in flops.get("compiler", {}):
     line += (f", compiler {flops['compiler']['total']:.4g} (x"
-             f"{flops['compiler_over_analytic']} = remat recompute)")
+             f"{flops['compiler_over_analytic']}: remat recompute and "
+             "non-matmul work)")
   lines.append(line)
   for knob in report.get("next_knobs", []):
     lines.append(f"  try: {knob}")
