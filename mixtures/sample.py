@@ -20,6 +20,7 @@ evaluate on.
 import dataclasses
 import os
 
+from absl import logging
 import seqio
 import tensorflow as tf
 
@@ -159,6 +160,10 @@ def demo_members() -> list[mixing.Member]:
 
 def register() -> None:
   """Registers the sample tasks, the four sample mixtures and the demo's."""
+  if not os.path.isdir(os.path.join(SAMPLE_DIR, xp3x.REPO_ID)):
+    logging.warning("No sample data in %s: the *%s mixtures and %s are not "
+                    "registered.", SAMPLE_DIR, SUFFIX, DEMO_MIXTURE)
+    return
   members = register_tasks()
   for scheme in aya.SCHEMES:
     aya.register_scheme(sample_scheme(scheme),
