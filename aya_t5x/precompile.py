@@ -223,7 +223,18 @@ def lower(spec: RunSpec, devices: Sequence[jax.Device]):
   trainer = build_trainer(spec, devices)
   batch = abstract_batch(trainer.partitioner, spec.batch_size,
                          spec.feature_lengths, spec.pack)
-  return trainer.lower_train_step(trainer.abstract_state(), batch)
+  try:
+    return trainer.lower_train_step(trainer.abstract_state(), batch)
+  except ValueError as e:
+    if "evenly divide" not in str(e):
+      raise
+    part, cfg = spec.partitioning_config, spec.model.config
+    raise gin_utils.UsageError(
+        f"NUM_PARTITIONS={part.num_partitions} must divide the sharded "
+        f"model dimensions (num_heads={cfg.num_heads}, mlp_dim="
+        f"{cfg.mlp_dim}, vocab_size={cfg.vocab_size}); with "
+        f"PARAMETER_PARTITIONING_DIMS=2 the data axis must divide emb_dim="
+        f"{cfg.emb_dim}. JAX says: {str(e).splitlines()[0]}") from None
 
 
 @dataclasses.dataclass(frozen=True)

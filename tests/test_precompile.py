@@ -163,6 +163,10 @@ def test_refusal_message_parsing():
      "NUM_PARTITIONS=3 must divide"),
     (["--gin_file=gin/models/mt5_tiny.gin", "--gin_file=gin/runs/finetune.gin",
       "--topology=cpu"], "--gin.TASK_FEATURE_LENGTHS"),
+    (["--gin_file=gin/models/mt5_small.gin", "--gin_file=gin/runs/finetune.gin",
+      "--gin.TASK_FEATURE_LENGTHS={'inputs': 8, 'targets': 8}",
+      "--gin.BATCH_SIZE=8", "--gin.NUM_PARTITIONS=4", "--topology=v4-8",
+      "--no_flops_extrapolation"], "num_heads=6"),
 ])
 def test_bad_input_is_a_usage_error_naming_the_flag(argv, needle, capsys,
                                                     monkeypatch):
