@@ -13,7 +13,7 @@ import dataclasses
 import importlib
 import os
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from absl import logging
 import gin
@@ -71,6 +71,8 @@ class _Run:
   eval_cfg: data.DatasetConfig | None = None  # None: no eval in this run.
   eval_writer: metrics_writer.MetricsWriter | None = None
   evals: dict[int, dict] = dataclasses.field(default_factory=dict)
+  # Benchmarks at each eval (evaluation.TrainingEval); None: loss only.
+  benchmark_eval: Callable[..., Mapping[str, float]] | None = None
 
 
 def _train_iterator(cfg: data.DatasetConfig,
@@ -186,8 +188,12 @@ def _eval_at(run: _Run, state: PyTree, step: int) -> dict:
   and writes the result to eval_metrics.jsonl and TensorBoard."""
   if step not in run.evals:
     metrics = _evaluate(run, state["params"])
-    run.eval_writer.write(step, {f"{run.eval_cfg.split}/{k}": v
-                                 for k, v in metrics.items()})
+    row = {f"{run.eval_cfg.split}/{k}": v for k, v in metrics.items()}
+    if run.benchmark_eval is not None:
+      row.update(run.benchmark_eval(run.trainer.model, state["params"],
+                                    run.partitioner, step,
+                                    run.config.model_dir))
+    run.eval_writer.write(step, row)
     run.eval_writer.flush()
     logging.info("eval at step %d: %s", step, metrics)
     run.evals[step] = metrics
@@ -212,8 +218,15 @@ def train(*,
           eval_dataset_cfg: data.DatasetConfig | None = None,
           eval_period: int = 0,
           eval_steps: int | None = None,
-          log_period: int = 10) -> dict:
-  """Runs training to `total_steps` and returns a summary of the run."""
+          log_period: int = 10,
+          benchmark_eval: Callable[..., Mapping[str, float]] | None = None
+          ) -> dict:
+  """Runs training to `total_steps` and returns a summary of the run.
+
+  `benchmark_eval` (BENCHMARK_EVAL, e.g. `evaluation.TrainingEval`) also
+  scores a benchmark subset at every EVAL_PERIOD, called as
+  `(model, params, partitioner, step, model_dir) -> {name: value}`.
+  """
   run_config = RunConfig(model_dir, total_steps, eval_period, eval_steps,
                          log_period)
   partitioner = partitioning.Partitioner(partitioning_config)
@@ -226,7 +239,7 @@ def train(*,
              checkpoints.Checkpointer(model_dir, checkpoint_cfg),
              metrics_writer.MetricsWriter(model_dir, "train"), eval_cfg,
              metrics_writer.MetricsWriter(model_dir, "eval") if eval_cfg
-             else None)
+             else None, benchmark_eval=benchmark_eval)
   state = _restore_or_init(run, restore_cfg)
   _SETUP.done = True
   start_step = int(jax.device_get(state["step"]))

@@ -165,3 +165,8 @@ def eval_source(task: str) -> source_lib.EvalSource:
     raise TypeError(f"Task {task} is not an evaluation task (its source is "
                     f"a {type(source).__name__}).")
   return source
+
+
+def sample_dir() -> str:
+  """The shipped sample mirror (gin: `EVAL_DATA_DIR = @benchmark.sample_dir()`)."""
+  return SAMPLE_DIR

@@ -1,0 +1,50 @@
+r"""The eval CLI: a checkpoint's scores on the Aya evaluation suite.
+
+    python -m aya_t5x.eval --gin_file=gin/models/mt5_xxl.gin \
+      --gin_file=gin/eval/heldout.gin \
+      --gin.CHECKPOINT_PATH="'/runs/aya/checkpoint_30000'" \
+      --gin.EVAL_OUTPUT_DIR="'/runs/aya/eval'"
+
+Suites (`gin/eval/`): `heldout` (XCOPA, XNLI, XStoryCloze, XWinograd),
+`mmlu`, `generative` (FLORES-200 both ways, XLSum, TyDiQA), `open_ended`
+(generations for judging), `all`, and `demo` (the tiny demo model on the
+shipped sample data). Writes results.json, results.csv, averages.csv,
+results.md, plots/, details.json (examples per language, per-template
+accuracies, skipped rows) and the predictions/generations JSONL into
+EVAL_OUTPUT_DIR, then prints the Markdown table.
+"""
+
+import importlib
+
+from aya_t5x import eval_report
+from aya_t5x import gin_utils
+from aya_t5x import multihost
+
+
+def main(command_line: gin_utils.CommandLine) -> dict:
+  """Parses gin, evaluates, prints the table; usage errors exit 2."""
+  gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
+                      command_line.gin_search_paths)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  multihost.initialize(multihost.config_from_command_line(command_line))
+  evaluation = importlib.import_module("aya_t5x.evaluation")
+  try:
+    summary = evaluation.evaluate()  # pylint: disable=missing-kwoa
+  except (TypeError, ValueError, FileNotFoundError, KeyError) as e:
+    raise gin_utils.UsageError(gin_utils.without_gin_context(e)) from None
+  result = summary["result"]
+  if summary["paths"]:
+    print(eval_report.markdown_table(result.results,
+                                     evaluation.report_notes(result)))
+    print(f"aya_t5x.eval: {summary['checkpoint']} -> "
+          f"{summary['paths']['markdown']}", flush=True)
+  return summary
+
+
+def console_main() -> None:
+  gin_utils.run(main)
+
+
+if __name__ == "__main__":
+  importlib.import_module("aya_t5x.eval").console_main()
