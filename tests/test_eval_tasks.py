@@ -1,0 +1,167 @@
+"""Evaluation tasks on the sample data, and rank classification on a model."""
+
+import importlib.util
+import os
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aya_t5x import inference
+from aya_t5x import model as model_lib
+from aya_t5x import network
+from aya_t5x import partitioning
+from aya_t5x import rank_classification
+from aya_t5x import sources
+from aya_t5x import vocabularies
+from aya_t5x.tasks.eval import benchmark
+from aya_t5x.tasks.eval import example as example_lib
+from aya_t5x.tasks.eval import prompts
+
+SAMPLE = benchmark.SAMPLE_DIR
+
+
+def _builder():
+  path = os.path.join(SAMPLE, "build_eval_sample.py")
+  spec = importlib.util.spec_from_file_location("build_eval_sample", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+BUILDER = _builder()
+
+
+@pytest.fixture
+def sample_mirror(monkeypatch):
+  monkeypatch.setenv(sources.ENV_DATA_DIR, SAMPLE)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDER.EXPECTED))
+def test_each_benchmark_reads_its_hub_schema_into_the_expected_examples(
+    sample_mirror, name):
+  bench = benchmark.get(name)
+  expected = BUILDER.EXPECTED[name]
+  counts, skipped = {}, {}
+  languages = ([benchmark.ALL_LANGUAGES] if benchmark.ALL_LANGUAGES in
+               bench.tasks else sorted(expected))
+  for language in languages:
+    source = benchmark.eval_source(bench.tasks[language])
+    assert isinstance(source.spec.files, sources.HubFiles)  # The real loader.
+    source.skipped.clear()
+    for example in source.examples():
+      counts[example.language] = counts.get(example.language, 0) + 1
+      if bench.kind == benchmark.RANK:
+        assert example.targets == (example.options[example.label],)
+    for (reason, _), n in source.skipped.items():
+      skipped[(name, language)] = reason
+      assert n == 1
+  assert counts == expected
+  assert skipped == {k: v for k, v in BUILDER.EXPECTED_SKIPPED.items()
+                     if k[0] == name}
+
+
+def test_heldout_tasks_have_five_templates_with_one_option_per_label():
+  for templates, num_options in ((prompts.XCOPA, 2), (prompts.XNLI, 3),
+                                 (prompts.XSTORYCLOZE, 2),
+                                 (prompts.XWINOGRAD, 2)):
+    assert len({t.name for t in templates}) == 5
+    assert all(len(t.options) == num_options for t in templates)
+
+
+def test_heldout_examples_come_once_per_template_and_median_is_possible(
+    sample_mirror):
+  examples = benchmark.eval_source("aya_eval_xnli_fra").examples()
+  by_template = {}
+  for e in examples:
+    by_template.setdefault(e.template, []).append(e.label)
+  assert sorted(by_template) == sorted(t.name for t in prompts.XNLI)
+  assert all(labels == [0, 1, 2] for labels in by_template.values())
+
+
+def test_mmlu_prompt_has_five_solved_shots_then_the_open_question(
+    sample_mirror):
+  example = benchmark.eval_source("aya_eval_mmlu_hin").examples()[0]
+  assert example.inputs.count("Answer:") == 6
+  assert example.inputs.endswith("Answer:")
+  assert example.options == ("A", "B", "C", "D") and example.label == 0
+
+
+def test_a_file_without_a_schema_column_is_refused_naming_it(
+    tmp_path, monkeypatch):
+  folder = tmp_path / "cambridgeltl" / "xcopa" / "sw" / "validation"
+  folder.mkdir(parents=True)
+  pq.write_table(pa.table({"premise": ["x"], "choice1": ["a"],
+                           "choice2": ["b"], "question": ["cause"],
+                           "idx": [0]}), folder / "0000.parquet")
+  monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path))
+  with pytest.raises(ValueError, match=r"no column\(s\) \['label'\]"):
+    benchmark.eval_source("aya_eval_xcopa_swa").examples()
+
+
+def test_rank_picks_the_highest_total_and_keeps_example_order():
+  def fake_score(inputs, targets):  # Total = sum of the target ids.
+    return np.array([float(sum(t)) for t in targets])
+  ranked = rank_classification.rank(
+      fake_score, [[5, 1], [7, 8, 9, 1], [3, 1]],
+      [[[2, 1], [9, 1]], [[4, 1], [4, 1], [1]], [[6, 6, 1], [20, 1]]])
+  assert [r.choice for r in ranked] == [1, 0, 1]  # Ties: the first.
+  assert ranked[0].scores == (3.0, 10.0)
+  assert ranked[2].scores == (13.0, 21.0)
+  with pytest.raises(ValueError, match="example 0 has no options"):
+    rank_classification.rank(fake_score, [[1]], [[]])
+
+
+def _log_likelihood(model, params, prompt, target) -> float:
+  """log p(target | prompt) from the model's logits, one unpadded row."""
+  target = np.array([target], np.int32)
+  batch = {"encoder_input_tokens": np.array([prompt], np.int32),
+           "decoder_input_tokens": np.concatenate(
+               [np.zeros((1, 1), np.int32), target[:, :-1]], axis=1),
+           "decoder_target_tokens": target,
+           "decoder_loss_weights": np.ones_like(target)}
+  logits = np.asarray(model.logits(params, batch), np.float64)[0]
+  logits = logits - logits.max(-1, keepdims=True)
+  log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  return float(sum(log_probs[i, t] for i, t in enumerate(target[0])))
+
+
+def test_rank_classification_matches_log_likelihoods_from_logits(
+    sample_mirror):
+  config = network.T5Config(vocab_size=1280, emb_dim=32, num_heads=2,
+                            num_encoder_layers=1, num_decoder_layers=1,
+                            head_dim=16, mlp_dim=64, dtype="float32")
+  model = model_lib.EncoderDecoderModel(config)
+  shapes = {k: (1, 1) for k in ("encoder_input_tokens",
+                                "decoder_input_tokens",
+                                "decoder_target_tokens")}
+  params = nn.meta.unbox(model.init_params(jax.random.PRNGKey(7), shapes))
+  vocabulary = vocabularies.demo_vocabulary()
+  predictor = inference.Predictor(
+      model, params, vocabulary, batch_size=4,
+      partitioner=partitioning.Partitioner(devices=jax.devices()[:1]))
+  examples = (benchmark.eval_source("aya_eval_xnli_hin").examples()[:6] +
+              benchmark.eval_source("aya_eval_xcopa_zho").examples()[:4])
+  prompts_ids = [predictor.encode_input(e.inputs) for e in examples]
+  options_ids = [[predictor.encode_target(o) for o in e.options]
+                 for e in examples]
+  ranked = rank_classification.rank(predictor.score_ids, prompts_ids,
+                                    options_ids)
+  for prompt, options, r in zip(prompts_ids, options_ids, ranked):
+    expected = [_log_likelihood(model, params, prompt, o) for o in options]
+    np.testing.assert_allclose(r.scores, expected, rtol=1e-4, atol=1e-3)
+    assert r.choice == int(np.argmax(expected))
+  # The scores differ between options, so the choice is a real decision.
+  assert all(len(set(np.round(r.scores, 3))) > 1 for r in ranked)
+
+
+def test_bad_rows_raise_bad_row_with_the_field():
+  with pytest.raises(example_lib.BadRow) as info:
+    example_lib.text(None, "premise")
+  assert info.value.field == "premise"
+  assert example_lib.integer("2", "answer") == 2
+  with pytest.raises(example_lib.BadRow):
+    example_lib.integer("two", "answer")
