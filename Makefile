@@ -25,6 +25,9 @@ demo: $(INSTALLED)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python -m aya_t5x.train --gin_file=gin/aya_tiny_cpu.gin \
 	  --gin.MODEL_DIR="'$(DEMO_DIR)'"
+	$(BIN)/python -m aya_t5x.eval --gin_file=gin/eval/demo.gin \
+	  --gin.CHECKPOINT_PATH="'$(DEMO_DIR)'" \
+	  --gin.EVAL_OUTPUT_DIR="'$(DEMO_DIR)/eval'"
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests
