@@ -115,7 +115,7 @@ def test_rank_picks_the_highest_total_and_keeps_example_order():
     rank_classification.rank(fake_score, [[1]], [[]])
 
 
-def _log_likelihood(model, params, prompt, target) -> float:
+def _log_likelihood(logits_fn, params, prompt, target) -> float:
   """log p(target | prompt) from the model's logits, one unpadded row."""
   target = np.array([target], np.int32)
   batch = {"encoder_input_tokens": np.array([prompt], np.int32),
@@ -123,7 +123,7 @@ def _log_likelihood(model, params, prompt, target) -> float:
                [np.zeros((1, 1), np.int32), target[:, :-1]], axis=1),
            "decoder_target_tokens": target,
            "decoder_loss_weights": np.ones_like(target)}
-  logits = np.asarray(model.logits(params, batch), np.float64)[0]
+  logits = np.asarray(logits_fn(params, batch), np.float64)[0]
   logits = logits - logits.max(-1, keepdims=True)
   log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   return float(sum(log_probs[i, t] for i, t in enumerate(target[0])))
@@ -143,15 +143,17 @@ def test_rank_classification_matches_log_likelihoods_from_logits(
   predictor = inference.Predictor(
       model, params, vocabulary, batch_size=4,
       partitioner=partitioning.Partitioner(devices=jax.devices()[:1]))
-  examples = (benchmark.eval_source("aya_eval_xnli_hin").examples()[:6] +
-              benchmark.eval_source("aya_eval_xcopa_zho").examples()[:4])
+  examples = (benchmark.eval_source("aya_eval_xnli_hin").examples()[:3] +
+              benchmark.eval_source("aya_eval_xcopa_zho").examples()[:3])
   prompts_ids = [predictor.encode_input(e.inputs) for e in examples]
   options_ids = [[predictor.encode_target(o) for o in e.options]
                  for e in examples]
   ranked = rank_classification.rank(predictor.score_ids, prompts_ids,
                                     options_ids)
+  logits_fn = jax.jit(model.logits)  # One unpadded row per call.
   for prompt, options, r in zip(prompts_ids, options_ids, ranked):
-    expected = [_log_likelihood(model, params, prompt, o) for o in options]
+    expected = [_log_likelihood(logits_fn, params, prompt, o)
+                for o in options]
     np.testing.assert_allclose(r.scores, expected, rtol=1e-4, atol=1e-3)
     assert r.choice == int(np.argmax(expected))
   # The scores differ between options, so the choice is a real decision.
@@ -165,3 +167,13 @@ def test_bad_rows_raise_bad_row_with_the_field():
   assert example_lib.integer("2", "answer") == 2
   with pytest.raises(example_lib.BadRow):
     example_lib.integer("two", "answer")
+
+
+def test_tasks_serve_the_same_examples_as_tf_data_for_seqio(sample_mirror):
+  source = benchmark.eval_source("aya_eval_xcopa_zho")
+  rows = list(source.get_dataset("validation").as_numpy_iterator())
+  examples = source.examples()
+  assert len(rows) == len(examples) == 15
+  assert [r["inputs"].decode() for r in rows] == [e.inputs for e in examples]
+  assert all(len(r["options"]) == 2 and r["label"] in (0, 1) for r in rows)
+  assert rows[0]["targets"].decode() == examples[0].targets[0]
