@@ -22,6 +22,7 @@ subset during training (`train.train(benchmark_eval=...)`).
 """
 
 import collections
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -280,8 +281,28 @@ def run_suite(predictor: inference.Predictor, config: SuiteConfig,
   Raises:
     ValueError: an unknown benchmark, or LANGUAGES that match no task.
   """
-  if config.data_dir is not None:
-    os.environ[sources.ENV_DATA_DIR] = config.data_dir
+  with _data_dir(config.data_dir):
+    return _run_suite(predictor, config, output_dir)
+
+
+@contextlib.contextmanager
+def _data_dir(path: str | None):
+  """AYA_DATA_DIR = `path` while the suite reads, restored afterwards (a
+  training job's own data sources must not see the eval mirror)."""
+  previous = os.environ.get(sources.ENV_DATA_DIR)
+  if path is not None:
+    os.environ[sources.ENV_DATA_DIR] = path
+  try:
+    yield
+  finally:
+    if previous is None:
+      os.environ.pop(sources.ENV_DATA_DIR, None)
+    else:
+      os.environ[sources.ENV_DATA_DIR] = previous
+
+
+def _run_suite(predictor: inference.Predictor, config: SuiteConfig,
+               output_dir: str | None) -> SuiteResult:
   benches = load_benchmarks(config)
   if config.languages is not None and not any(
       _chosen_languages(b, config) for b in benches):

@@ -99,3 +99,8 @@ def test_a_missing_checkpoint_is_a_usage_error(tmp_path, capsys):
     gin_utils.run(eval_cli.main, _eval_argv(tmp_path / "nothing",
                                             tmp_path / "out"))
   assert "CHECKPOINT_PATH" in capsys.readouterr().err
+
+
+def test_the_eval_mirror_does_not_outlive_the_run(trained):
+  del trained  # Its benchmark evals read the sample mirror.
+  assert os.environ.get("AYA_DATA_DIR") != SAMPLE
