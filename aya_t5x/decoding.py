@@ -40,6 +40,7 @@ class DecodingConfig:
   """
   method: str = "greedy"  # One of METHODS.
   max_new_tokens: int = 64  # Generated tokens per row, EOS included.
+  min_new_tokens: int = 0  # EOS is impossible before this many tokens.
   temperature: float = 1.0  # Sampling only; 0 = greedy.
   top_k: int = 0  # Sampling only; keep the k likeliest tokens (0 = all).
   top_p: float = 1.0  # Sampling only; nucleus mass to keep (0 = greedy).
@@ -51,9 +52,10 @@ class DecodingConfig:
     if self.method not in METHODS:
       raise ValueError(f"DecodingConfig.method={self.method!r}; expected one "
                        f"of {METHODS}.")
-    if self.max_new_tokens < 1:
-      raise ValueError(f"DecodingConfig.max_new_tokens={self.max_new_tokens} "
-                       "must be at least 1.")
+    if not 0 <= self.min_new_tokens <= self.max_new_tokens >= 1:
+      raise ValueError(
+          f"DecodingConfig: need 0 <= min_new_tokens={self.min_new_tokens} "
+          f"<= max_new_tokens={self.max_new_tokens} and max_new_tokens >= 1.")
     if self.temperature < 0 or not 0 <= self.top_p <= 1 or self.top_k < 0:
       raise ValueError(
           f"DecodingConfig: temperature={self.temperature} must be >= 0, "
@@ -98,6 +100,16 @@ def filter_logits(logits: Array, config: DecodingConfig) -> Array:
   return logits
 
 
+def forbid_early_eos(scores: Array, step: Array,
+                     config: DecodingConfig) -> Array:
+  """EOS gets no chance before `min_new_tokens` tokens ([..., vocab])."""
+  if not config.min_new_tokens:
+    return scores
+  early = step < config.min_new_tokens
+  return scores.at[..., EOS_ID].set(
+      jnp.where(early, NEG_INF, scores[..., EOS_ID]))
+
+
 def _choose(logits: Array, config: DecodingConfig, rng: Array) -> Array:
   if config.is_greedy:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
@@ -125,7 +137,8 @@ def sample_or_greedy(step_fn: StepFn, cache: Cache, batch_size: int,
     step, cache, previous, tokens, scores, finished = state
     logits, cache = step_fn(previous, cache)
     logits = logits.astype(jnp.float32)
-    token = _choose(logits, config, jax.random.fold_in(rng, step))
+    token = _choose(forbid_early_eos(logits, step, config), config,
+                    jax.random.fold_in(rng, step))
     token = jnp.where(finished, PAD_ID, token)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     token_ll = jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
@@ -253,7 +266,8 @@ def beam_search(step_fn: StepFn, cache: Cache, batch_size: int,
     step, cache, previous, beams, _ = state
     logits, cache = step_fn(previous, cache)
     log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    log_probs = log_probs.reshape(shape + (-1,))
+    log_probs = forbid_early_eos(log_probs.reshape(shape + (-1,)), step,
+                                 config)
     scores, sequences, parents = _top_continuations(beams, log_probs, step,
                                                     2 * num_beams)
     ends = (sequences[:, :, step] == EOS_ID) | (step == length - 1)

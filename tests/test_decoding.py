@@ -80,6 +80,14 @@ def test_beam_search_returns_transformers_best_sequence(tiny):
   assert ours != _ours(tiny, method="greedy")  # Beams found something else.
 
 
+def test_min_new_tokens_matches_transformers(tiny):
+  theirs = _hf_generate(tiny, do_sample=False, num_beams=4, min_new_tokens=5)
+  ours = _ours(tiny, method="beam", num_beams=4, min_new_tokens=5)
+  assert ours == theirs
+  assert min(len(t) for t in ours) >= 4  # EOS, not kept, is the 5th or later.
+  assert min(len(t) for t in _ours(tiny, method="greedy")) < 4
+
+
 def _recompute_greedy(model, params, inputs: np.ndarray) -> np.ndarray:
   """Greedy decoding by re-running the whole decoder at every step."""
   rows = inputs.shape[0]

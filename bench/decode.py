@@ -1,0 +1,140 @@
+"""Generation throughput: aya_t5x (JAX) against transformers' `generate`.
+
+Both sides generate from the same random mT5-shaped model (float32), for the
+same batch of unpadded random inputs, in one process on one machine. EOS is
+forbidden until the last token (`min_new_tokens = max_new_tokens` on both
+sides), so every row of both generates exactly `max_new_tokens` tokens. The
+two are timed in interleaved rounds (ours, then theirs) so drifts in the
+machine's speed hit both alike; each side's median is reported.
+
+  generated tokens/s = batch * max_new_tokens / median generate time
+
+Run from the repository root:
+
+  .venv/bin/python bench/decode.py --configs tiny,small --rounds 3
+"""
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+import torch
+import transformers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import train_step as shapes  # The same model shapes as the train benchmark.
+from aya_t5x import decoding
+from aya_t5x import inference
+from aya_t5x import model as model_lib
+from aya_t5x import network
+from aya_t5x import partitioning
+
+BATCH = 8
+INPUT_LEN = 128
+NEW_TOKENS = 64
+
+
+def _hf_model(cfg: shapes.BenchConfig) -> transformers.PreTrainedModel:
+  torch.manual_seed(0)
+  model = transformers.MT5ForConditionalGeneration(transformers.MT5Config(
+      vocab_size=cfg.vocab_size, d_model=cfg.d_model, d_ff=cfg.d_ff,
+      num_layers=cfg.num_encoder_layers,
+      num_decoder_layers=cfg.num_decoder_layers, num_heads=cfg.num_heads,
+      d_kv=cfg.d_kv, dropout_rate=0.0, feed_forward_proj="gated-gelu",
+      tie_word_embeddings=False))
+  # An untied head, as real mT5 checkpoints have.
+  model.lm_head.weight = torch.nn.Parameter(
+      0.05 * torch.randn_like(model.lm_head.weight))
+  return model.eval()
+
+
+def _our_model(hf_model, cfg: shapes.BenchConfig):
+  config = network.T5Config(
+      vocab_size=cfg.vocab_size, emb_dim=cfg.d_model, num_heads=cfg.num_heads,
+      num_encoder_layers=cfg.num_encoder_layers,
+      num_decoder_layers=cfg.num_decoder_layers, head_dim=cfg.d_kv,
+      mlp_dim=cfg.d_ff, dtype="float32")
+  model = model_lib.EncoderDecoderModel(config)
+  with tempfile.TemporaryDirectory() as hf_dir:
+    hf_model.save_pretrained(hf_dir, safe_serialization=True)
+    params = inference.restore_params(
+        model, hf_dir, partitioning.Partitioner(devices=jax.devices()[:1]))
+  return model, params
+
+
+def _time(fn, rounds_out: list[float]) -> None:
+  start = time.perf_counter()
+  fn()
+  rounds_out.append(time.perf_counter() - start)
+
+
+def bench(name: str, method: str, rounds: int) -> dict:
+  cfg = shapes.CONFIGS[name]
+  hf_model = _hf_model(cfg)
+  ours, params = _our_model(hf_model, cfg)
+  rng = np.random.default_rng(0)
+  inputs = rng.integers(2, cfg.vocab_size, (BATCH, INPUT_LEN), np.int32)
+  config = decoding.DecodingConfig(
+      method=method, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+      num_beams=4)
+  generate = jax.jit(lambda p, x: ours.predict_batch(p, x, config))
+  hf_kwargs = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                   do_sample=False, num_beams=config.rows_per_input)
+  ids = torch.from_numpy(inputs.astype(np.int64))
+
+  def run_ours():
+    jax.block_until_ready(generate(params, inputs))
+
+  def run_theirs():
+    with torch.no_grad():
+      out = hf_model.generate(input_ids=ids, attention_mask=ids > 0,
+                              **hf_kwargs)
+    assert out.shape == (BATCH, NEW_TOKENS + 1), out.shape
+
+  tokens, _ = generate(params, inputs)  # Compile; check the work is equal.
+  assert (np.asarray(tokens) > 1).all(), "EOS or pad generated"
+  run_theirs()  # Warm-up.
+  ours_s, theirs_s = [], []
+  for _ in range(rounds):
+    _time(run_ours, ours_s)
+    _time(run_theirs, theirs_s)
+  generated = BATCH * NEW_TOKENS
+  ours_t, theirs_t = statistics.median(ours_s), statistics.median(theirs_s)
+  return {"config": name, "method": method, "ours_s": ours_t,
+          "theirs_s": theirs_t, "ours_tok_s": generated / ours_t,
+          "theirs_tok_s": generated / theirs_t, "ratio": theirs_t / ours_t}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--configs", default="tiny,small")
+  parser.add_argument("--methods", default="greedy,beam")
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--torch_threads", type=int, default=os.cpu_count())
+  args = parser.parse_args()
+  torch.set_num_threads(args.torch_threads)
+  print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads), "
+        f"transformers {transformers.__version__}; batch {BATCH}, "
+        f"{INPUT_LEN} input tokens, {NEW_TOKENS} new tokens")
+  print("| config | method | aya_t5x s | transformers s | aya_t5x tok/s | "
+        "transformers tok/s | ratio |")
+  print("| --- | --- | --- | --- | --- | --- | --- |")
+  for name in args.configs.split(","):
+    for method in args.methods.split(","):
+      r = bench(name, method, args.rounds)
+      print(f"| {r['config']} | {r['method']} | {r['ours_s']:.3f} | "
+            f"{r['theirs_s']:.3f} | {r['ours_tok_s']:,.0f} | "
+            f"{r['theirs_tok_s']:,.0f} | **{r['ratio']:.2f}x** |",
+            flush=True)
+
+
+if __name__ == "__main__":
+  main()
