@@ -222,6 +222,8 @@ def _parse(files, bindings=()):
 def test_dolly_weight_is_a_gin_knob():
   mix = seqio.MixtureRegistry.get("aya_translation_heavy_sample")
   before = mix.rates()
+  # Another test in this process may have left the gin config locked.
+  gin.clear_config(clear_constants=False)
   try:
     gin.parse_config("from __gin__ import dynamic_registration\n"
                      "from aya_t5x.mixtures import aya\n"
