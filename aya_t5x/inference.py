@@ -14,7 +14,6 @@ from typing import Callable, Iterator, Sequence
 
 from absl import logging
 from etils import epath
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,25 +70,11 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
     yield slice(start, min(start + size, n))
 
 
-def param_axes(model: model_lib.EncoderDecoderModel) -> PyTree:
-  """Logical axes of the model's parameters (shape-only, no memory)."""
-  shapes = {k: (1, 1) for k in ("encoder_input_tokens", "decoder_input_tokens",
-                                "decoder_target_tokens")}
-  boxed = jax.eval_shape(functools.partial(model.init_params,
-                                           input_shapes=shapes),
-                         jax.random.PRNGKey(0))
-  return partitioning.logical_axes(boxed), nn.meta.unbox(boxed)
-
-
 def restore_params(model: model_lib.EncoderDecoderModel,
                    checkpoint_path: epath.PathLike,
                    partitioner: partitioning.Partitioner) -> PyTree:
   """Parameters of a checkpoint_N folder (ours or T5X's) or an HF folder."""
-  axes, shapes = param_axes(model)
-  shardings = partitioner.shardings(axes)
-  abstract = jax.tree.map(
-      lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-      shapes, shardings)
+  abstract = partitioning.abstract_params(model, partitioner)
   # Imported here: aya_t5x.convert builds on checkpoints and model.
   from aya_t5x.convert import sources  # pylint: disable=g-import-not-at-top
   if sources.detect_format(checkpoint_path) is not None:
@@ -114,8 +99,8 @@ class Predictor:
     # Rows are split over the mesh's data axis: round the batch up.
     self.batch_size = math.ceil(batch_size / data_size) * data_size
     self.max_input_length = max_input_length
-    axes, _ = param_axes(model)
-    self._param_shardings = self.partitioner.shardings(axes)
+    self._param_shardings = self.partitioner.shardings(
+        partitioning.param_axes(model))
     self.params = jax.device_put(params, self._param_shardings)
 
   @classmethod

@@ -14,6 +14,7 @@ Everything here is plain `jax.jit` with explicit shardings: no pjit, no
 
 import contextlib
 import dataclasses
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -22,10 +23,17 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from aya_t5x import model as model_lib
+
 PyTree = Any
 LogicalRules = Sequence[tuple[str, str | None]]
 DATA_AXIS = "data"
 MODEL_AXIS = "model"
+# Parameter shapes do not depend on batch or sequence length, so parameters
+# are built (or traced) from a [1, 1] dummy batch.
+_DUMMY_INPUT_SHAPES = {k: (1, 1) for k in ("encoder_input_tokens",
+                                           "decoder_input_tokens",
+                                           "decoder_target_tokens")}
 
 
 def standard_logical_axis_rules(activation_partitioning_dims: int = 1,
@@ -145,3 +153,36 @@ def logical_axes(boxed_tree: PyTree) -> PyTree:
       lambda x: tuple(x.names) if isinstance(x, nn.LogicallyPartitioned)
       else (None,) * np.ndim(x),
       boxed_tree, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+
+
+def init_boxed_params(model: model_lib.EncoderDecoderModel,
+                      rng: jax.Array) -> PyTree:
+  """Initial parameters, each boxed with its logical axis names."""
+  return model.init_params(rng, _DUMMY_INPUT_SHAPES)
+
+
+def abstract_boxed_params(model: model_lib.EncoderDecoderModel) -> PyTree:
+  """The boxed parameters traced, not built: shapes and names, no memory."""
+  return jax.eval_shape(functools.partial(init_boxed_params, model),
+                        jax.random.PRNGKey(0))
+
+
+def param_axes(model: model_lib.EncoderDecoderModel) -> PyTree:
+  """Logical axis names (a tuple per leaf) of the model's parameters."""
+  return logical_axes(abstract_boxed_params(model))
+
+
+def with_shardings(shapes: PyTree, shardings: PyTree) -> PyTree:
+  """ShapeDtypeStructs that carry their shardings: a restore target."""
+  return jax.tree.map(
+      lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+      shapes, shardings)
+
+
+def abstract_params(model: model_lib.EncoderDecoderModel,
+                    partitioner: Partitioner) -> PyTree:
+  """The model's parameters as sharded ShapeDtypeStructs, without memory:
+  what restoring a checkpoint into this mesh needs."""
+  boxed = abstract_boxed_params(model)
+  return with_shardings(nn.meta.unbox(boxed),
+                        partitioner.shardings(logical_axes(boxed)))

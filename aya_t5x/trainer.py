@@ -29,8 +29,6 @@ PyTree = Any
 Batch = Mapping[str, Array]
 
 # Keys of the summable per-step metrics returned by the model's loss.
-_TOKEN_FEATURES = ("encoder_input_tokens", "decoder_input_tokens",
-                   "decoder_target_tokens")
 _SUMMED = ("loss", "z_loss", "cross_ent_loss", "correct_tokens",
            "target_tokens", "nonpadding_encoder_tokens", "sequences")
 
@@ -85,11 +83,6 @@ class Trainer:
     self._compiled = {}
 
   # -- State ------------------------------------------------------------------
-  # Parameter shapes do not depend on batch or sequence length, so the state
-  # is built from a [1, 1] dummy batch.
-
-  def _init_params(self, rng):
-    return self.model.init_params(rng, {k: (1, 1) for k in _TOKEN_FEATURES})
 
   @functools.cached_property
   def _param_axes(self) -> PyTree:
@@ -97,7 +90,7 @@ class Trainer:
 
   def state_axes(self) -> PyTree:
     """Logical axis names of every leaf of the train state."""
-    boxed = jax.eval_shape(self._init_params, jax.random.PRNGKey(0))
+    boxed = partitioning.abstract_boxed_params(self.model)
     param_axes = partitioning.logical_axes(boxed)
     shapes = jax.tree.map(lambda x: x.shape, nn.meta.unbox(boxed))
     named = jax.tree.map(lambda a, s: (a, s), param_axes, shapes,
@@ -111,13 +104,10 @@ class Trainer:
   def abstract_state(self) -> PyTree:
     """ShapeDtypeStructs with shardings: what a restore needs, no memory."""
     shapes = jax.eval_shape(self._init_state, jax.random.PRNGKey(0))
-    shardings = self.state_shardings()
-    return jax.tree.map(
-        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-        shapes, shardings)
+    return partitioning.with_shardings(shapes, self.state_shardings())
 
   def _init_state(self, rng):
-    boxed = self._init_params(rng)
+    boxed = partitioning.init_boxed_params(self.model, rng)
     stacked = _stacked_layers(partitioning.logical_axes(boxed))
     params = nn.meta.unbox(boxed)
     return {"step": jnp.zeros((), jnp.int32), "params": params,
