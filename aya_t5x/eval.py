@@ -22,17 +22,16 @@ from aya_t5x import multihost
 
 
 def main(command_line: gin_utils.CommandLine) -> dict:
-  """Parses gin, evaluates, prints the table; usage errors exit 2."""
+  """Parses gin, evaluates, prints the table; set-up mistakes exit 2."""
   gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
                       command_line.gin_search_paths)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   multihost.initialize(multihost.config_from_command_line(command_line))
   evaluation = importlib.import_module("aya_t5x.evaluation")
-  try:
+  with evaluation.SETUP.usage_errors(TypeError, ValueError,
+                                     FileNotFoundError, KeyError):
     summary = evaluation.evaluate()  # pylint: disable=missing-kwoa
-  except (TypeError, ValueError, FileNotFoundError, KeyError) as e:
-    raise gin_utils.UsageError(gin_utils.without_gin_context(e)) from None
   result = summary["result"]
   if summary["paths"]:
     print(eval_report.markdown_table(result.results,

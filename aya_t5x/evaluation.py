@@ -39,6 +39,7 @@ from aya_t5x import checkpoints
 from aya_t5x import decoding
 from aya_t5x import eval_metrics
 from aya_t5x import eval_report
+from aya_t5x import gin_utils
 from aya_t5x import inference
 from aya_t5x import model as model_lib
 from aya_t5x import partitioning
@@ -50,6 +51,9 @@ PAPER_SAMPLING = decoding.DecodingConfig(
     method="sample", top_p=0.8, temperature=0.9, max_new_tokens=256)
 TASKS_MODULE = "aya_t5x.tasks.eval"
 PyTree = Any
+# Whether `evaluate` is past set-up (suite, checkpoint): errors while the
+# suite runs are not usage errors of the eval CLI.
+SETUP = gin_utils.SetupPhase()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +131,20 @@ def _chosen_languages(bench, config: SuiteConfig) -> list[str]:
   if config.languages is None or "*" in bench.tasks:
     return list(bench.tasks)
   return [l for l in bench.tasks if l in config.languages]
+
+
+def check_suite(config: SuiteConfig) -> list:
+  """The suite's benchmarks (`load_benchmarks`), checked against LANGUAGES.
+
+  Raises:
+    ValueError: an unknown benchmark, or LANGUAGES that match no task.
+  """
+  benches = load_benchmarks(config)
+  if config.languages is not None and not any(
+      _chosen_languages(b, config) for b in benches):
+    raise ValueError(f"LANGUAGES={config.languages} matches no language of "
+                     f"{config.benchmarks}.")
+  return benches
 
 
 class _Encoder:
@@ -303,11 +321,7 @@ def _data_dir(path: str | None):
 
 def _run_suite(predictor: inference.Predictor, config: SuiteConfig,
                output_dir: str | None) -> SuiteResult:
-  benches = load_benchmarks(config)
-  if config.languages is not None and not any(
-      _chosen_languages(b, config) for b in benches):
-    raise ValueError(f"LANGUAGES={config.languages} matches no language of "
-                     f"{config.benchmarks}.")
+  benches = check_suite(config)
   encoder = _Encoder(predictor.vocabulary, predictor.max_input_length)
   result = SuiteResult()
   for bench in benches:
@@ -397,12 +411,13 @@ def evaluate(*, model: model_lib.EncoderDecoderModel,
              partitioning_config: partitioning.PartitioningConfig = (
                  partitioning.PartitioningConfig())) -> dict[str, Any]:
   """Evaluates a checkpoint on a suite and writes the reports."""
-  load_benchmarks(suite)  # Unknown names fail before the checkpoint loads.
+  check_suite(suite)  # Unknown names fail before the checkpoint loads.
   checkpoint = resolve_checkpoint(config.checkpoint_path)
   predictor = inference.Predictor.from_checkpoint(
       model, checkpoint, vocabulary, batch_size=config.batch_size,
       max_input_length=config.max_input_length,
       partitioner=partitioning.Partitioner(partitioning_config))
+  SETUP.finish()
   result = run_suite(predictor, suite, config.output_dir)
   paths = {}
   if jax.process_index() == 0:

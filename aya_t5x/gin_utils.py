@@ -165,6 +165,34 @@ def without_gin_context(error: BaseException) -> str:
   return " ".join(l.strip() for l in kept if l.strip()) or type(error).__name__
 
 
+class SetupPhase:
+  """Tells a CLI's set-up errors from the errors of its real work.
+
+  A ValueError while reading the config, the inputs or the checkpoint is a
+  mistake in the flags: one line, exit 2. The same error once training or
+  generation has started is a bug to debug and keeps its traceback. Gin
+  calls the entry point, so the entry point itself says when set-up is over
+  (`finish()`); `main` wraps the call in `usage_errors(...)`.
+  """
+
+  def __init__(self):
+    self.done = True  # Outside `usage_errors` nothing is converted.
+
+  def finish(self) -> None:
+    self.done = True
+
+  @contextlib.contextmanager
+  def usage_errors(self, *error_types: type[BaseException]):
+    """Raises the given errors as UsageError until `finish()` is called."""
+    self.done = False
+    try:
+      yield
+    except error_types as e:
+      if self.done:
+        raise
+      raise UsageError(without_gin_context(e)) from None
+
+
 def run(main: Callable[[CommandLine], object],
         argv: Sequence[str] | None = None) -> None:
   """Runs a CLI entry point; usage errors print one line and exit 2."""

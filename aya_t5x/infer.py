@@ -31,6 +31,9 @@ from aya_t5x import partitioning
 
 Row = dict[str, Any]
 _RESERVED = ("index", "prediction", "score")
+# Whether `infer` is past set-up (config, inputs, checkpoint): errors while
+# generating are not usage errors.
+_SETUP = gin_utils.SetupPhase()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +206,7 @@ def infer(*, model: model_lib.EncoderDecoderModel,
       model, config.checkpoint_path, vocabulary,
       batch_size=config.batch_size, max_input_length=config.max_input_length,
       partitioner=partitioning.Partitioner(partitioning_config))
+  _SETUP.finish()
   with tqdm.tqdm(total=len(rows), initial=start, unit="ex",
                  desc=config.name) as bar:
     for begin in range(start, len(rows), predictor.batch_size):
@@ -225,12 +229,11 @@ def _output_row(index: int, row: Mapping[str, Any],
 
 
 def main(command_line: gin_utils.CommandLine) -> dict[str, Any]:
+  """Parses gin, then generates; set-up mistakes are usage errors (exit 2)."""
   gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
                       command_line.gin_search_paths)
-  try:
+  with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError):
     summary = infer()  # pylint: disable=missing-kwoa  (gin supplies them)
-  except (TypeError, ValueError, FileNotFoundError) as e:
-    raise gin_utils.UsageError(gin_utils.without_gin_context(e)) from None
   skipped = sum(summary["skipped"].values())
   print(f"aya_t5x.infer: {summary['inputs']} inputs (resumed after "
         f"{summary['resumed_at']}; {skipped} input lines skipped"

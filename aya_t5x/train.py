@@ -31,6 +31,9 @@ from aya_t5x import partitioning
 from aya_t5x import trainer as trainer_lib
 
 PyTree = Any
+# Whether `train` is past set-up (restore or init): errors after it are not
+# usage errors.
+_SETUP = gin_utils.SetupPhase()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +244,7 @@ def train(*,
              metrics_writer.MetricsWriter(model_dir, "eval") if eval_cfg
              else None, benchmark_eval=benchmark_eval)
   state = _restore_or_init(run, restore_cfg)
-  _SETUP.done = True
+  _SETUP.finish()
   start_step = int(jax.device_get(state["step"]))
   initial_eval = final_eval = None
   if eval_cfg is not None and start_step == 0:
@@ -305,23 +308,10 @@ def main(command_line: gin_utils.CommandLine) -> dict:
   gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
                       command_line.gin_search_paths)
   _initialize_runtime(command_line)
-  _SETUP.done = False
-  try:
+  with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError):
     summary = train()  # pylint: disable=missing-kwoa  (gin supplies them)
-  except (TypeError, ValueError, FileNotFoundError) as e:
-    if _SETUP.done:
-      raise
-    raise gin_utils.UsageError(gin_utils.without_gin_context(e)) from None
   print(format_summary(summary), flush=True)
   return summary
-
-
-class _SetupPhase:
-  """Marks when a CLI run has passed set-up and started training."""
-  done = True
-
-
-_SETUP = _SetupPhase()
 
 
 def console_main() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from aya_t5x import gin_utils
 from aya_t5x import infer
+from aya_t5x import inference
 from aya_t5x.convert import commands
 from tests import hf_fixtures
 
@@ -31,14 +32,18 @@ def setup(tmp_path_factory):
   return types.SimpleNamespace(root=root, imported=imported, prompts=prompts)
 
 
-def _run(setup, output_dir, *extra):
-  argv = [f"--gin_file={REPO}/gin/models/mt5_tiny.gin",
+def _argv(setup, output_dir, *extra):
+  return [f"--gin_file={REPO}/gin/models/mt5_tiny.gin",
           f"--gin_file={setup.imported.gin_file}",
           f"--gin_file={REPO}/gin/runs/infer.gin",
           f"--gin.CHECKPOINT_PATH='{setup.imported.checkpoint}'",
           f"--gin.INFER_OUTPUT_DIR='{output_dir}'",
           "--gin.MAX_NEW_TOKENS=6", "--gin.BATCH_SIZE=4", *extra]
-  return infer.main(gin_utils.parse_command_line(argv))
+
+
+def _run(setup, output_dir, *extra):
+  return infer.main(gin_utils.parse_command_line(
+      _argv(setup, output_dir, *extra)))
 
 
 def _lines(path):
@@ -101,3 +106,25 @@ def test_task_inputs_with_beam_search(setup):
 def test_both_or_no_inputs_is_a_usage_error(setup):
   with pytest.raises(gin_utils.UsageError, match="exactly one of INPUT_FILE"):
     _run(setup, setup.root / "none")
+
+
+def test_a_missing_input_file_is_a_one_line_usage_error(setup, capsys):
+  missing = setup.root / "no_such_prompts.jsonl"
+  with pytest.raises(SystemExit) as info:
+    gin_utils.run(infer.main, _argv(setup, setup.root / "missing",
+                                    f"--gin.INPUT_FILE='{missing}'"))
+  assert info.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: INPUT_FILE") and str(missing) in err
+  assert len(err.splitlines()) == 1
+
+
+def test_an_error_while_generating_is_not_swallowed_as_a_usage_error(
+    setup, monkeypatch):
+  def broken_generate(*args, **kwargs):
+    raise ValueError("a bug inside generation")
+  monkeypatch.setattr(inference.Predictor, "generate", broken_generate)
+  with pytest.raises(ValueError, match="a bug inside generation") as info:
+    gin_utils.run(infer.main, _argv(setup, setup.root / "broken",
+                                    f"--gin.INPUT_FILE='{setup.prompts}'"))
+  assert not isinstance(info.value, gin_utils.UsageError)
