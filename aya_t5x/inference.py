@@ -90,8 +90,21 @@ class Predictor:
 
   def __init__(self, model: model_lib.EncoderDecoderModel, params: PyTree,
                vocabulary: seqio.Vocabulary, *, batch_size: int = 8,
-               max_input_length: int = 1024,
+               max_input_length: int = 1024, max_target_length: int = 1024,
                partitioner: partitioning.Partitioner | None = None):
+    """Puts `params` on the partitioner's mesh.
+
+    Args:
+      model: the model the parameters belong to.
+      params: its parameters (host or device arrays).
+      vocabulary: tokenizes inputs and detokenizes generations.
+      batch_size: rows per call, rounded up to the mesh's data parallelism.
+      max_input_length: longer inputs are truncated (EOS kept).
+      max_target_length: the longest target `score_ids` takes, EOS included.
+        A longer one is refused rather than cut: the score of a truncated
+        target is not the score of the target.
+      partitioner: the mesh and rules; default one model partition.
+    """
     self.model = model
     self.vocabulary = vocabulary
     self.partitioner = partitioner or partitioning.Partitioner()
@@ -99,6 +112,7 @@ class Predictor:
     # Rows are split over the mesh's data axis: round the batch up.
     self.batch_size = math.ceil(batch_size / data_size) * data_size
     self.max_input_length = max_input_length
+    self.max_target_length = max_target_length
     self._param_shardings = self.partitioner.shardings(
         partitioning.param_axes(model))
     self.params = jax.device_put(params, self._param_shardings)
@@ -192,20 +206,43 @@ class Predictor:
 
   def score_ids(self, inputs: Sequence[Sequence[int]],
                 targets: Sequence[Sequence[int]]) -> np.ndarray:
-    """Sum of log p(target token) over each (EOS-terminated) target row."""
+    """Sum of log p(target token) over each (EOS-terminated) target row.
+
+    Pairs are scored sorted by length, so each batch holds rows of similar
+    length (less padding, fewer compiled shapes); the scores come back in
+    the caller's order.
+
+    Raises:
+      ValueError: the two lists differ in length, or a target is longer
+        than `max_target_length`.
+    """
     if len(inputs) != len(targets):
       raise ValueError(f"score_ids: {len(inputs)} inputs but {len(targets)} "
                        "targets.")
-    out = []
-    for rows in _chunks(len(inputs), self.batch_size):
-      out.append(self._score_chunk(inputs[rows], targets[rows]))
-    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+    self._check_target_lengths(targets)
+    order = sorted(range(len(inputs)),
+                   key=lambda i: (len(inputs[i]), len(targets[i])))
+    scores = np.zeros((len(order),), np.float32)
+    for rows in _chunks(len(order), self.batch_size):
+      chunk = order[rows]
+      scores[chunk] = self._score_chunk([inputs[i] for i in chunk],
+                                        [targets[i] for i in chunk])
+    return scores
+
+  def _check_target_lengths(self, targets: Sequence[Sequence[int]]) -> None:
+    for index, row in enumerate(targets):
+      if len(row) > self.max_target_length:
+        raise ValueError(
+            f"score_ids: target {index} has {len(row)} tokens (EOS included),"
+            f" more than max_target_length={self.max_target_length}; build "
+            "the Predictor with a larger max_target_length.")
 
   def _score_chunk(self, inputs: Sequence[Sequence[int]],
                    targets: Sequence[Sequence[int]]) -> np.ndarray:
     input_length = bucket_length(max(len(r) for r in inputs),
                                  self.max_input_length)
-    target_length = bucket_length(max(len(r) for r in targets), 1 << 30)
+    target_length = bucket_length(max(len(r) for r in targets),
+                                  self.max_target_length)
     target = pad_rows(targets, self.batch_size, target_length)
     decoder_input = np.concatenate(
         [np.zeros((self.batch_size, 1), np.int32), target[:, :-1]], axis=1)

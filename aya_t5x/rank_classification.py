@@ -35,10 +35,10 @@ class Ranked:
 
 def rank(score_fn: ScoreFn, inputs: TokenRows,
          options: Sequence[TokenRows]) -> list[Ranked]:
-  """Scores each example's options in one pass and ranks them.
+  """Scores every option of every example in one call and ranks them.
 
-  Pairs are scored sorted by input length, so batches hold rows of similar
-  length (less padding, fewer compiled shapes), and put back in order.
+  The pairs go to `score_fn` in example order; batching them by length is
+  the scorer's business (`Predictor.score_ids` does).
 
   Args:
     score_fn: total log-likelihood of each (input, target) token row pair.
@@ -54,6 +54,8 @@ def rank(score_fn: ScoreFn, inputs: TokenRows,
   if len(inputs) != len(options):
     raise ValueError(f"rank: {len(inputs)} inputs but {len(options)} option "
                      "lists.")
+  if not inputs:
+    return []
   pair_inputs, pair_targets, owners = [], [], []
   for index, (prompt, choices) in enumerate(zip(inputs, options)):
     if not choices:
@@ -62,12 +64,7 @@ def rank(score_fn: ScoreFn, inputs: TokenRows,
       pair_inputs.append(prompt)
       pair_targets.append(choice)
       owners.append(index)
-  order = sorted(range(len(pair_inputs)),
-                 key=lambda i: (len(pair_inputs[i]), len(pair_targets[i])))
-  scores = np.empty(len(order), np.float64)
-  if order:
-    scores[order] = np.asarray(score_fn([pair_inputs[i] for i in order],
-                                        [pair_targets[i] for i in order]))
+  scores = score_fn(pair_inputs, pair_targets)
   per_example = [[] for _ in inputs]
   for owner, score in zip(owners, scores):
     per_example[owner].append(float(score))

@@ -184,6 +184,26 @@ def test_score_equals_log_likelihood_from_logits(tiny):
     assert score == pytest.approx(expected, rel=1e-5)
 
 
+def test_score_ids_batches_by_length_but_answers_in_the_callers_order(tiny):
+  rows = _rows(tiny.inputs)
+  rows = sorted(rows, key=len, reverse=True)[:3]  # Longest first.
+  targets = [[5, 6, 7, decoding.EOS_ID], [8, decoding.EOS_ID],
+             [9, 10, decoding.EOS_ID]]
+  together = tiny.predictor.score_ids(rows, targets)
+  alone = [tiny.predictor.score_ids([r], [t])[0]
+           for r, t in zip(rows, targets)]
+  np.testing.assert_allclose(together, alone, rtol=1e-5)
+
+
+def test_a_target_longer_than_max_target_length_is_refused_naming_it(tiny):
+  predictor = inference.Predictor(
+      tiny.model, tiny.predictor.params, vocabularies.demo_vocabulary(),
+      max_target_length=4, partitioner=tiny.predictor.partitioner)
+  with pytest.raises(ValueError, match=r"target 1 has 5 tokens .* "
+                     r"max_target_length=4"):
+    predictor.score_ids([[5, 1], [6, 1]], [[7, 1], [7, 8, 9, 10, 1]])
+
+
 def test_generation_score_is_the_sum_of_token_log_likelihoods(tiny):
   generation = tiny.predictor.generate_ids(_rows(tiny.inputs[:1]),
                                            decoding.DecodingConfig(
