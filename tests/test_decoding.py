@@ -3,6 +3,7 @@
 import dataclasses
 import types
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -114,11 +115,8 @@ def test_cached_decoding_equals_full_recompute(tiny, scan_layers):
   model = model_lib.EncoderDecoderModel(dataclasses.replace(
       tiny.model.config, scan_layers=scan_layers,
       num_encoder_layers=2, num_decoder_layers=2, vocab_size=64))
-  shapes = {k: (1, 1) for k in ("encoder_input_tokens",
-                                "decoder_input_tokens",
-                                "decoder_target_tokens")}
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  params = nn.meta.unbox(model.init_params(jax.random.PRNGKey(3), shapes))
+  params = nn.meta.unbox(partitioning.init_boxed_params(
+      model, jax.random.PRNGKey(3)))
   inputs = np.minimum(tiny.inputs, 63)
   tokens, _ = jax.jit(lambda p, x: model.predict_batch(
       p, x, decoding.DecodingConfig(max_new_tokens=MAX_NEW)))(params, inputs)

@@ -135,10 +135,8 @@ def test_rank_classification_matches_log_likelihoods_from_logits(
                             num_encoder_layers=1, num_decoder_layers=1,
                             head_dim=16, mlp_dim=64, dtype="float32")
   model = model_lib.EncoderDecoderModel(config)
-  shapes = {k: (1, 1) for k in ("encoder_input_tokens",
-                                "decoder_input_tokens",
-                                "decoder_target_tokens")}
-  params = nn.meta.unbox(model.init_params(jax.random.PRNGKey(7), shapes))
+  params = nn.meta.unbox(partitioning.init_boxed_params(
+      model, jax.random.PRNGKey(7)))
   vocabulary = vocabularies.demo_vocabulary()
   predictor = inference.Predictor(
       model, params, vocabulary, batch_size=4,
