@@ -24,6 +24,7 @@ import orbax.checkpoint as ocp
 from aya_t5x import checkpoints
 from aya_t5x import model as model_lib
 from aya_t5x import network
+from aya_t5x import partitioning
 from aya_t5x.convert import hf
 from aya_t5x.convert import layout
 from aya_t5x.convert import t5x_legacy
@@ -220,12 +221,9 @@ def _on_devices(host: np.ndarray, struct: Any) -> jax.Array:
 def abstract_params(config: network.T5Config
                     ) -> dict[str, jax.ShapeDtypeStruct]:
   """{path: ShapeDtypeStruct} of the parameters of an architecture."""
-  m = model_lib.EncoderDecoderModel(config)
-  shapes = {k: (1, 1) for k in ("encoder_input_tokens", "decoder_input_tokens",
-                                "decoder_target_tokens")}
-  tree = jax.eval_shape(lambda rng: nn.meta.unbox(m.init_params(rng, shapes)),
-                        jax.random.PRNGKey(0))
-  return layout.flatten(tree)
+  boxed = partitioning.abstract_boxed_params(
+      model_lib.EncoderDecoderModel(config))
+  return layout.flatten(nn.meta.unbox(boxed))
 
 
 # ----------------------------------------------------- restore (training) ---
