@@ -29,6 +29,7 @@ import transformers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=g-import-not-at-top,wrong-import-position
+import _table
 import train_step as shapes  # The same model shapes as the train benchmark.
 from aya_t5x import decoding
 from aya_t5x import inference
@@ -39,6 +40,8 @@ from aya_t5x import partitioning
 BATCH = 8
 INPUT_LEN = 128
 NEW_TOKENS = 64
+COLUMNS = ("config", "method", "aya_t5x s", "transformers s", "aya_t5x tok/s",
+           "transformers tok/s", "ratio")
 
 
 def _hf_model(cfg: shapes.BenchConfig) -> transformers.PreTrainedModel:
@@ -120,20 +123,17 @@ def main() -> None:
   parser.add_argument("--torch_threads", type=int, default=os.cpu_count())
   args = parser.parse_args()
   torch.set_num_threads(args.torch_threads)
-  print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch "
-        f"{torch.__version__} ({torch.get_num_threads()} threads), "
-        f"transformers {transformers.__version__}; batch {BATCH}, "
-        f"{INPUT_LEN} input tokens, {NEW_TOKENS} new tokens")
-  print("| config | method | aya_t5x s | transformers s | aya_t5x tok/s | "
-        "transformers tok/s | ratio |")
-  print("| --- | --- | --- | --- | --- | --- | --- |")
+  print(_table.environment(f"batch {BATCH}, {INPUT_LEN} input tokens, "
+                           f"{NEW_TOKENS} new tokens"))
+  print(_table.markdown_row(COLUMNS))
+  print(_table.markdown_row(["---"] * len(COLUMNS)))
   for name in args.configs.split(","):
     for method in args.methods.split(","):
       r = bench(name, method, args.rounds)
-      print(f"| {r['config']} | {r['method']} | {r['ours_s']:.3f} | "
-            f"{r['theirs_s']:.3f} | {r['ours_tok_s']:,.0f} | "
-            f"{r['theirs_tok_s']:,.0f} | **{r['ratio']:.2f}x** |",
-            flush=True)
+      print(_table.markdown_row([
+          r["config"], r["method"], f"{r['ours_s']:.3f}",
+          f"{r['theirs_s']:.3f}", f"{r['ours_tok_s']:,.0f}",
+          f"{r['theirs_tok_s']:,.0f}", f"**{r['ratio']:.2f}x**"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from aya_t5x import network  # pylint: disable=g-import-not-at-top
 from aya_t5x import optim  # pylint: disable=g-import-not-at-top
 from aya_t5x import partitioning  # pylint: disable=g-import-not-at-top
 from aya_t5x import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+import _table  # bench/, on the path when run as a script.
 
 LEARNING_RATE = 1e-3
 WARMUP_STEPS = 2  # Untimed: XLA compilation and PyTorch allocator warm-up.
@@ -220,10 +221,8 @@ def main() -> None:
   parser.add_argument("--torch_threads", type=int, default=2)
   args = parser.parse_args()
   torch.set_num_threads(args.torch_threads)
-  print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch "
-        f"{torch.__version__} ({torch.get_num_threads()} threads), "
-        f"transformers {transformers.__version__}; XLA_FLAGS="
-        f"{os.environ.get('XLA_FLAGS', '')!r}")
+  xla_flags = os.environ.get("XLA_FLAGS", "")
+  print(_table.environment(f"XLA_FLAGS={xla_flags!r}"))
   results = [bench_config(name, args.rounds, args.steps_per_round)
              for name in args.configs.split(",")]
   _print_table(results)
