@@ -13,3 +13,41 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")  # libtpu (tpu extra): no probe.
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 tf.config.set_visible_devices([], "GPU")
+
+# pylint: disable=g-import-not-at-top,g-bad-import-order
+import pytest
+
+from aya_t5x import sources
+
+
+@pytest.fixture
+def hub_mirror(monkeypatch):
+  """`hub_mirror(path)`: for this test, Hub sources read the folder `path`
+  (laid out like the Hub) instead of the Hub: `AYA_DATA_DIR`."""
+  def use(path) -> None:
+    monkeypatch.setenv(sources.ENV_DATA_DIR, str(path))
+  return use
+
+
+@pytest.fixture
+def sample_mirror(hub_mirror, monkeypatch):
+  """The shipped sample of the training sources (tasks/data/sample) as the
+  Hub, and as the folders of the two sources that are not on the Hub."""
+  # Imported here: importing aya_t5x.tasks registers every task.
+  from aya_t5x.tasks import registry_helpers
+  from aya_t5x.tasks import safety
+  from aya_t5x.tasks import sharegpt_command
+  sample = registry_helpers.SAMPLE_DIR
+  hub_mirror(sample)
+  monkeypatch.setenv(sharegpt_command.ENV_DIR,
+                     os.path.join(sample, "sharegpt_command"))
+  monkeypatch.setenv(safety.ENV_DIR, os.path.join(sample,
+                                                  "safety_distillation"))
+
+
+@pytest.fixture
+def eval_sample_mirror(hub_mirror):
+  """The shipped sample of the benchmarks (tasks/data/eval_sample) as the
+  Hub."""
+  from aya_t5x.tasks.eval import benchmark
+  hub_mirror(benchmark.SAMPLE_DIR)

@@ -35,14 +35,9 @@ def _builder():
 BUILDER = _builder()
 
 
-@pytest.fixture
-def sample_mirror(monkeypatch):
-  monkeypatch.setenv(sources.ENV_DATA_DIR, SAMPLE)
-
-
 @pytest.mark.parametrize("name", sorted(BUILDER.EXPECTED))
 def test_each_benchmark_reads_its_hub_schema_into_the_expected_examples(
-    sample_mirror, name):
+    eval_sample_mirror, name):
   bench = benchmark.get(name)
   expected = BUILDER.EXPECTED[name]
   counts, skipped = {}, {}
@@ -73,7 +68,7 @@ def test_heldout_tasks_have_five_templates_with_one_option_per_label():
 
 
 def test_heldout_examples_come_once_per_template_and_median_is_possible(
-    sample_mirror):
+    eval_sample_mirror):
   examples = benchmark.eval_source("aya_eval_xnli_fra").examples()
   by_template = {}
   for e in examples:
@@ -83,7 +78,7 @@ def test_heldout_examples_come_once_per_template_and_median_is_possible(
 
 
 def test_mmlu_prompt_has_five_solved_shots_then_the_open_question(
-    sample_mirror):
+    eval_sample_mirror):
   example = benchmark.eval_source("aya_eval_mmlu_hin").examples()[0]
   assert example.inputs.count("Answer:") == 6
   assert example.inputs.endswith("Answer:")
@@ -91,13 +86,13 @@ def test_mmlu_prompt_has_five_solved_shots_then_the_open_question(
 
 
 def test_a_file_without_a_schema_column_is_refused_naming_it(
-    tmp_path, monkeypatch):
+    tmp_path, hub_mirror):
   folder = tmp_path / "cambridgeltl" / "xcopa" / "sw" / "validation"
   folder.mkdir(parents=True)
   pq.write_table(pa.table({"premise": ["x"], "choice1": ["a"],
                            "choice2": ["b"], "question": ["cause"],
                            "idx": [0]}), folder / "0000.parquet")
-  monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path))
+  hub_mirror(tmp_path)
   with pytest.raises(ValueError, match=r"no column\(s\) \['label'\]"):
     benchmark.eval_source("aya_eval_xcopa_swa").examples()
 
@@ -130,7 +125,7 @@ def _log_likelihood(logits_fn, params, prompt, target) -> float:
 
 
 def test_rank_classification_matches_log_likelihoods_from_logits(
-    sample_mirror):
+    eval_sample_mirror):
   config = network.T5Config(vocab_size=1280, emb_dim=32, num_heads=2,
                             num_encoder_layers=1, num_decoder_layers=1,
                             head_dim=16, mlp_dim=64, dtype="float32")
@@ -167,7 +162,7 @@ def test_bad_rows_raise_bad_row_with_the_field():
     example_lib.integer("two", "answer")
 
 
-def test_tasks_serve_the_same_examples_as_tf_data_for_seqio(sample_mirror):
+def test_tasks_serve_the_same_examples_as_tf_data_for_seqio(eval_sample_mirror):
   source = benchmark.eval_source("aya_eval_xcopa_zho")
   rows = list(source.get_dataset("validation").as_numpy_iterator())
   examples = source.examples()

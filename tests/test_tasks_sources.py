@@ -41,13 +41,7 @@ BUILDER = _builder()
 SAMPLE_LANGUAGES = tuple(BUILDER.LANGUAGES)
 
 
-@pytest.fixture(autouse=True)
-def sample_mirror(monkeypatch):
-  monkeypatch.setenv(sources.ENV_DATA_DIR, SAMPLE)
-  monkeypatch.setenv(sharegpt_command.ENV_DIR,
-                     os.path.join(SAMPLE, "sharegpt_command"))
-  monkeypatch.setenv(safety.ENV_DIR, os.path.join(SAMPLE,
-                                                  "safety_distillation"))
+pytestmark = pytest.mark.usefixtures("sample_mirror")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +159,8 @@ def _collection_mirror(root, config, n_swa, n_hin=10):
 
 
 def test_translated_cap_is_3000_per_language_except_dolly(tmp_path,
-                                                          monkeypatch):
-  monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path))
+                                                          hub_mirror):
+  hub_mirror(tmp_path)
   _collection_mirror(str(tmp_path), "translated_flan_cot", 3_500)
   _collection_mirror(str(tmp_path), "translated_dolly", 3_500)
   capped = sources.RowSource(
@@ -189,7 +183,7 @@ def test_translated_cap_is_3000_per_language_except_dolly(tmp_path,
 
 
 def test_data_provenance_caps_per_dataset_and_applies_exclusions(
-    vocabulary, tmp_path, monkeypatch):
+    vocabulary, tmp_path, hub_mirror):
   data_provenance.register(vocabulary=vocabulary, name="test_data_provenance")
   report = sources.count_task("test_data_provenance")
   assert report.kept_by_dataset == {"flan/quartz": 3, "dolly_15k": 3,
@@ -209,7 +203,7 @@ def test_data_provenance_caps_per_dataset_and_applies_exclusions(
   pq.write_table(pa.Table.from_pylist(
       rows, schema=BUILDER.DATA_PROVENANCE_SCHEMA),
                  directory / "train-00000-of-00001.parquet")
-  monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path))
+  hub_mirror(tmp_path)
   source = sources.RowSource("test_dp_cap", data_provenance.spec(cap=50))
   preprocessors.TALLY.reset("test_dp_cap")
   list(source.get_dataset("train", shuffle=False).as_numpy_iterator())
