@@ -193,12 +193,26 @@ class SetupPhase:
       raise UsageError(without_gin_context(e)) from None
 
 
+def exit_status(action: Callable[[], object],
+                errors: tuple[type[BaseException], ...] = (UsageError,)
+                ) -> int:
+  """Runs `action`: 0, or 2 after one `error:` line for one of `errors`.
+
+  The errors a user can fix (a flag, a file, a value) get their message,
+  not a traceback; every CLI of the package reports them the same way.
+  """
+  try:
+    action()
+  except errors as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
 def run(main: Callable[[CommandLine], object],
         argv: Sequence[str] | None = None) -> None:
   """Runs a CLI entry point; usage errors print one line and exit 2."""
   argv = sys.argv[1:] if argv is None else argv
-  try:
-    main(parse_command_line(argv))
-  except UsageError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  status = exit_status(lambda: main(parse_command_line(argv)))
+  if status:
+    sys.exit(status)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import seqio
 
+from aya_t5x import gin_utils
 from aya_t5x import languages
 from aya_t5x import mixing
 
@@ -275,12 +276,9 @@ def parse_args(argv: Sequence[str]) -> ReportConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """The CLI: usage and data errors print one line and exit 2."""
-  try:
-    run(parse_args(sys.argv[1:] if argv is None else argv))
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  return 0
+  argv = sys.argv[1:] if argv is None else argv
+  return gin_utils.exit_status(lambda: run(parse_args(argv)),
+                               (ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import re
 import sys
 from typing import Sequence
 
+from aya_t5x import gin_utils
 from aya_t5x.convert import commands
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9,
@@ -126,12 +127,8 @@ def _run(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs one conversion; returns the exit status."""
   args = _parser().parse_args(argv)
-  try:
-    print(_run(args), flush=True)
-  except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  return 0
+  return gin_utils.exit_status(lambda: print(_run(args), flush=True),
+                               (ValueError, OSError))
 
 
 if __name__ == "__main__":
