@@ -233,6 +233,11 @@ class MultiHeadAttention(nn.Module):
     project = functools.partial(Dense, joined, ("embed", "joined_kv"),
                                 dtype=self.dtype)
     split = lambda x: x.reshape(x.shape[:2] + (self.num_heads, self.head_dim))
+    # Keys and values are kept head-major, [batch, heads, length, kv]: both
+    # attention matmuls then read them in place. Decoding caches keep this
+    # layout too, so no step re-lays out the cached keys (on the CPU that
+    # transpose cost more than the attention itself).
+    head_major = lambda x: split(x).transpose(0, 2, 1, 3)
     query = split(project(kernel_init=query_init, name="query")(inputs_q))
     project_key = project(kernel_init=_kernel_init(), name="key")
     project_value = project(kernel_init=_kernel_init(), name="value")
@@ -241,21 +246,21 @@ class MultiHeadAttention(nn.Module):
       key = self.get_variable("cache", "cached_key")
       value = self.get_variable("cache", "cached_value")
     else:
-      key = split(project_key(inputs_kv))
-      value = split(project_value(inputs_kv))
+      key = head_major(project_key(inputs_kv))
+      value = head_major(project_value(inputs_kv))
     if self.kv_cache is not None:
       key, value = self._cached(key, value, position)
     query = _constrain(query, ("batch", "length", "heads", "kv"))
-    key = _constrain(key, ("batch", "length", "heads", "kv"))
-    value = _constrain(value, ("batch", "length", "heads", "kv"))
+    key = _constrain(key, ("batch", "heads", "length", "kv"))
+    value = _constrain(value, ("batch", "heads", "length", "kv"))
     # Logits and softmax in float32 for stability under bfloat16.
-    logits = jnp.einsum("bqhd,bkhd->bhqk", query, key,
+    logits = jnp.einsum("bqhd,bhkd->bhqk", query, key,
                         preferred_element_type=jnp.float32)
     weights = jax.nn.softmax(logits + bias.astype(jnp.float32)).astype(
         self.dtype)
     weights = nn.Dropout(self.dropout_rate, broadcast_dims=())(
         weights, deterministic=deterministic)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
+    out = jnp.einsum("bhqk,bhkd->bqhd", weights, value)
     out = _constrain(out, ("batch", "length", "heads", "kv"))
     out = out.reshape(out.shape[:2] + (joined,))
     return Dense(inputs_q.shape[-1], ("joined_kv", "embed"), _kernel_init(),
@@ -276,7 +281,7 @@ class MultiHeadAttention(nn.Module):
         keep = lambda x: x
       else:
         keep = lambda x: jnp.zeros(
-            (x.shape[0], self.cache_length) + x.shape[2:], x.dtype)
+            x.shape[:2] + (self.cache_length,) + x.shape[3:], x.dtype)
       self.variable("cache", "cached_key", keep, key)
       self.variable("cache", "cached_value", keep, value)
       return key, value
@@ -284,7 +289,7 @@ class MultiHeadAttention(nn.Module):
       return key, value
     cached_key = self.variable("cache", "cached_key")
     cached_value = self.variable("cache", "cached_value")
-    start = (0, position, 0, 0)
+    start = (0, 0, position, 0)  # [batch, heads, length, kv]
     cached_key.value = jax.lax.dynamic_update_slice(
         cached_key.value, key.astype(cached_key.value.dtype), start)
     cached_value.value = jax.lax.dynamic_update_slice(
@@ -541,7 +546,7 @@ class Decoder(nn.Module):
     cache = self.variables["cache"]
     layer = cache["layers"] if "layers" in cache else cache["layers_0"]
     key = layer["self_attention"]["cached_key"]
-    return key.shape[-3]  # [(layers,) batch, length, heads, kv]
+    return key.shape[-2]  # [(layers,) batch, heads, length, kv]
 
 
 class Transformer(nn.Module):
