@@ -409,6 +409,20 @@ def _decode_example(record: bytes, columns: Mapping[str, str]
   return row
 
 
+def write_parquet(path: str | os.PathLike, table, **options) -> str:
+  """Writes a pyarrow table to a local parquet file, creating its folder.
+
+  What builds a mirror laid out like the Hub (the shipped samples, tests);
+  `options` go to `pyarrow.parquet.write_table` (`row_group_size`,
+  `compression`). Returns the path.
+  """
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  path = str(path)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  pq.write_table(table, path, **options)
+  return path
+
+
 def _open_parquet(path: str):
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   path = local_path(path)

@@ -25,10 +25,8 @@ def _write_jsonl(path, rows):
 
 
 def _write_parquet(path, rows, schema=None, row_group_size=1024):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  pq.write_table(pa.Table.from_pylist(rows, schema=schema), path,
-                 row_group_size=row_group_size)
-  return str(path)
+  return sources.write_parquet(path, pa.Table.from_pylist(rows, schema=schema),
+                               row_group_size=row_group_size)
 
 
 def _write_tfrecord(path, rows):

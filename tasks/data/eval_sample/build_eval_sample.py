@@ -28,7 +28,8 @@ import os
 import sys
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from aya_t5x import sources
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -233,9 +234,7 @@ EXPECTED_SKIPPED = {
 
 
 def _write(out_dir: str, relative: str, table: pa.Table) -> None:
-  path = os.path.join(out_dir, relative)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  pq.write_table(table, path)
+  sources.write_parquet(os.path.join(out_dir, relative), table)
 
 
 def _conversion(repo: str, config: str, split: str) -> str:

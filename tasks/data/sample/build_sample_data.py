@@ -28,7 +28,8 @@ import os
 import sys
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from aya_t5x import sources
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -99,10 +100,8 @@ def _jsonl(path: str, rows: list[dict]) -> None:
 
 def _parquet(path: str, rows: list[dict], schema: pa.Schema,
              row_group_size: int = 1024) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  table = pa.Table.from_pylist(rows, schema=schema)
-  pq.write_table(table, path, row_group_size=row_group_size,
-                 compression="zstd")
+  sources.write_parquet(path, pa.Table.from_pylist(rows, schema=schema),
+                        row_group_size=row_group_size, compression="zstd")
 
 
 def _xp3x_rows(code: str) -> dict[str, list[dict]]:
