@@ -3,6 +3,9 @@ and the 13B gin files."""
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import gin
 import jax
@@ -237,6 +240,32 @@ def test_dolly_weight_is_a_gin_knob():
   # Sample: 40 Dolly rows, 40 Flan CoT rows -> 120 / 160 of 47.5% at 3x.
   assert sum(after[t] for t in dolly) == pytest.approx(47.5 * 120 / 160)
   assert mix.rates() == before  # The binding is gone again.
+
+
+def test_mixtures_import_after_gin_has_locked_its_config():
+  # A run names its module in MIXTURE_OR_TASK_MODULE and train imports it
+  # after gin.finalize(): a @gin.configurable at import would fail there
+  # with "Attempted to add a new configurable after the config was locked".
+  # A fresh interpreter, since this one imported the mixtures long ago.
+  script = textwrap.dedent("""
+      import sys
+      import gin
+      from aya_t5x import data, gin_utils
+      gin_utils.parse_gin(["gin/aya_tiny_cpu.gin"], [])
+      assert gin.config_is_locked()
+      assert "aya_t5x.mixtures" not in sys.modules
+      mix = data.get_mixture_or_task("aya_translation_heavy",
+                                     "aya_t5x.mixtures")
+      from aya_t5x.mixtures import aya
+      print(mix.name, aya.gin_dataset_weights())
+  """)
+  result = subprocess.run([sys.executable, "-c", script], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.splitlines()[-1] == (
+      "aya_translation_heavy {'translated_dolly': 1.0, "
+      "'sharegpt_command': 1.0}")
 
 
 def test_a_new_scheme_in_gin_is_registered_by_its_name(tmp_path):
