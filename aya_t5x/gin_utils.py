@@ -40,6 +40,9 @@ class CommandLine:
   process_count: int | None  # --process_count
   process_index: int | None  # --process_index
   multiprocess: bool  # --multiprocess: call jax.distributed.initialize()
+  # --seqio_additional_cache_dirs (comma separated, repeatable): where
+  # SeqIO also looks for cached tasks (USE_CACHED_TASKS).
+  seqio_additional_cache_dirs: list[str]
 
 
 def parse_command_line(argv: Sequence[str]) -> CommandLine:
@@ -53,22 +56,27 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
   parser.add_argument("--process_count", type=int, default=None)
   parser.add_argument("--process_index", type=int, default=None)
   parser.add_argument("--multiprocess", action="store_true")
+  parser.add_argument("--seqio_additional_cache_dirs", action="append",
+                      default=[])
   known, rest = parser.parse_known_args(argv)
   bindings = list(known.gin_bindings)
   for arg in rest:
     if not arg.startswith("--gin."):
       raise UsageError(f"Unknown flag {arg!r}. Flags: --gin_file, "
                        "--gin.NAME=VALUE, --gin_bindings, --gin_search_paths, "
-                       "--tfds_data_dir, --multiprocess, --coordinator_address,"
-                       " --process_count, --process_index.")
+                       "--tfds_data_dir, --seqio_additional_cache_dirs, "
+                       "--multiprocess, --coordinator_address, "
+                       "--process_count, --process_index.")
     name, sep, value = arg[len("--gin."):].partition("=")
     if not sep or not name:
       raise UsageError(f"{arg!r}: expected --gin.NAME=VALUE.")
     bindings.append(f"{name} = {value}")
   search = [p for p in known.gin_search_paths.split(",") if p]
+  cache_dirs = [d for flag in known.seqio_additional_cache_dirs
+                for d in flag.split(",") if d]
   return CommandLine(known.gin_file, bindings, search, known.tfds_data_dir,
                      known.coordinator_address, known.process_count,
-                     known.process_index, known.multiprocess)
+                     known.process_index, known.multiprocess, cache_dirs)
 
 
 def _resolve_gin_file(path: str, search_paths: Sequence[str]) -> str:

@@ -289,13 +289,15 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 def _initialize_runtime(command_line: gin_utils.CommandLine) -> None:
-  """Multi-process JAX, TFDS location, and TensorFlow kept off the GPU."""
+  """Multi-process JAX, TFDS and SeqIO cache locations, and TensorFlow kept
+  off the GPU."""
+  import seqio  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   multihost.initialize(multihost.config_from_command_line(command_line))
   if command_line.tfds_data_dir:
-    import seqio  # pylint: disable=g-import-not-at-top
     seqio.set_tfds_data_dir_override(command_line.tfds_data_dir)
+  seqio.add_global_cache_dirs(command_line.seqio_additional_cache_dirs)
 
 
 def main(command_line: gin_utils.CommandLine) -> dict:

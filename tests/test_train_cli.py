@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import seqio
 
 from aya_t5x import checkpoints
 from aya_t5x import gin_utils
@@ -65,6 +66,20 @@ def test_cli_process_exits_2_with_one_line_on_a_typo(tmp_path):
   assert code == 2, out
   assert "error: --gin.TRAIN_STEPZ: no gin file uses the macro" in out
   assert "Traceback" not in out
+
+
+def test_seqio_additional_cache_dirs_join_seqio_global_cache_dirs(tmp_path):
+  dirs = [str(tmp_path / name) for name in ("a", "b", "c")]
+  command_line = gin_utils.parse_command_line(
+      TINY_RUN + [f"--seqio_additional_cache_dirs={dirs[0]},{dirs[1]}",
+                  f"--seqio_additional_cache_dirs={dirs[2]}"])
+  assert command_line.seqio_additional_cache_dirs == dirs
+  before = list(seqio.get_global_cache_dirs())
+  try:
+    train._initialize_runtime(command_line)  # pylint: disable=protected-access
+    assert seqio.get_global_cache_dirs() == before + dirs
+  finally:
+    seqio.set_global_cache_dirs(before)
 
 
 def _steps(model_dir):
