@@ -21,6 +21,10 @@ $(INSTALLED): setup.py requirements/lock.txt requirements/core.txt requirements/
 	touch $@
 
 # Finetune the tiny mT5 on the shipped multilingual demo data, then evaluate.
+# On the CPU unless JAX_PLATFORMS says otherwise (`make demo
+# JAX_PLATFORMS=tpu`): with libtpu installed, JAX's TPU probe would print
+# harmless but alarming errors ("unexpected worker hostname ...").
+demo: export JAX_PLATFORMS ?= cpu
 demo: $(INSTALLED)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python -m aya_t5x.train --gin_file=gin/aya_tiny_cpu.gin \
