@@ -85,6 +85,18 @@ def loss_weights_and_denominator(
   return averaged, jnp.maximum(jnp.sum(averaged), 1e-9)
 
 
+def _target_logit(logits: Array, targets: Array) -> Array:
+  """logits[..., target] as a masked sum over the vocabulary.
+
+  Unlike a gather, its gradient is an elementwise select that fuses with the
+  softmax gradient: no scatter into a zeroed [batch, length, vocab] buffer.
+  """
+  vocab_ids = jax.lax.broadcasted_iota(jnp.int32, logits.shape,
+                                       logits.ndim - 1)
+  return jnp.sum(jnp.where(vocab_ids == targets[..., None], logits, 0.0),
+                 axis=-1)
+
+
 def cross_entropy_with_z_loss(logits: Array, targets: Array,
                               z_loss: float, label_smoothing: float = 0.0
                               ) -> tuple[Array, Array]:
@@ -97,13 +109,11 @@ def cross_entropy_with_z_loss(logits: Array, targets: Array,
   logits = logits.astype(jnp.float32)
   vocab = logits.shape[-1]
   log_z = jax.nn.logsumexp(logits, axis=-1)
-  log_probs = logits - log_z[..., None]
   confidence = 1.0 - label_smoothing
   if label_smoothing == 0.0:
-    target_log_prob = jnp.take_along_axis(log_probs, targets[..., None],
-                                          axis=-1)[..., 0]
-    cross_entropy = -target_log_prob
+    cross_entropy = log_z - _target_logit(logits, targets)
   else:
+    log_probs = logits - log_z[..., None]
     low = label_smoothing / (vocab - 1)
     soft = jax.nn.one_hot(targets, vocab) * (confidence - low) + low
     constant = -(confidence * jnp.log(confidence) +
@@ -111,6 +121,17 @@ def cross_entropy_with_z_loss(logits: Array, targets: Array,
     cross_entropy = -jnp.sum(soft * log_probs, axis=-1) - constant
   z = z_loss * jnp.square(log_z)
   return cross_entropy + z, z
+
+
+def correct_predictions(logits: Array, targets: Array) -> Array:
+  """1.0 where the target is the likeliest token (ties count as correct).
+
+  Compares the target's logit with the row maximum, two plain reductions,
+  rather than an argmax (a slower index-tracking reduction on the CPU).
+  """
+  logits = logits.astype(jnp.float32)
+  return (_target_logit(logits, targets) >= jnp.max(logits, axis=-1)).astype(
+      jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +204,7 @@ class EncoderDecoderModel:
     loss = jnp.sum(weights * token_loss) / denominator
     z_loss = jnp.sum(weights * token_z) / denominator
     real = (batch["decoder_loss_weights"] > 0).astype(jnp.float32)
-    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    correct = correct_predictions(logits, targets)
     metrics = {
         "loss": loss,
         "z_loss": z_loss,
