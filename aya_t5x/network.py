@@ -111,14 +111,59 @@ class Dense(nn.Module):
   def __call__(self, x: Array) -> Array:
     kernel = _param(self, "kernel", self.kernel_init,
                     (x.shape[-1], self.features), self.kernel_axes)
-    # A 2-D matmul over the flattened leading axes: its kernel gradient is
-    # then one plain x^T dy product. Contracting [batch, length] of 3-D
-    # operands made XLA's CPU backend transpose dy first, which cost more
-    # than the matmul itself for the MLP.
-    rows = x.reshape(-1, x.shape[-1]).astype(self.dtype)
-    rows = _constrain(rows, ("batch", self.kernel_axes[0]))
-    y = jnp.dot(rows, kernel.astype(self.dtype))
-    return y.reshape(x.shape[:-1] + (self.features,))
+    return _matmul(x, kernel, self.kernel_axes[0], self.dtype)
+
+
+def _matmul(x: Array, kernel: Array, in_axis: str, dtype: Any) -> Array:
+  """x @ kernel as a 2-D matmul over the flattened leading axes.
+
+  Its kernel gradient is then one plain x^T dy product. Contracting
+  [batch, length] of 3-D operands made XLA's CPU backend transpose dy
+  first, which cost more than the matmul itself for the MLP. The rows keep
+  the input's sharding (without the constraint GSPMD mis-partitioned
+  microbatches smaller than the data axis).
+  """
+  rows = x.reshape(-1, x.shape[-1]).astype(dtype)
+  rows = _constrain(rows, ("batch", in_axis))
+  y = jnp.dot(rows, kernel.astype(dtype))
+  return y.reshape(x.shape[:-1] + (kernel.shape[-1],))
+
+
+class Kernel(nn.Module):
+  """A matmul kernel parameter alone (`<name>/kernel`, as Dense names it).
+
+  Lets one matmul serve several T5X projections (see `fused_projections`)
+  while each keeps its own entry in the parameter tree.
+  """
+  features: int
+  kernel_axes: tuple[str, str]
+  kernel_init: Initializer
+
+  @nn.compact
+  def __call__(self, in_features: int) -> Array:
+    return _param(self, "kernel", self.kernel_init,
+                  (in_features, self.features), self.kernel_axes)
+
+
+def fused_projections(x: Array, kernels: Sequence[Array], out_axis: str,
+                      dtype: Any) -> list[Array]:
+  """x @ k for every kernel k (of one input axis, `embed`) in one matmul.
+
+  The kernels are stacked on a new, unsharded axis, so model-parallel
+  shardings of their output axis are untouched. Decoding steps use it: for
+  their few rows a matmul's cost is its launch, not its arithmetic. (It
+  does not pay in training on the CPU: the stacked kernel's gradient costs
+  copies.)
+  """
+  if len(kernels) == 1:
+    return [_matmul(x, kernels[0], "embed", dtype)]
+  rows = x.reshape(-1, x.shape[-1]).astype(dtype)
+  rows = _constrain(rows, ("batch", "embed"))
+  stacked = jnp.stack([k.astype(dtype) for k in kernels], axis=1)
+  out = jnp.einsum("td,dnf->tnf", rows, stacked)
+  out = _constrain(out, ("batch", None, out_axis))
+  return [out[:, i].reshape(x.shape[:-1] + (out.shape[-1],))
+          for i in range(len(kernels))]
 
 
 class Embed(nn.Module):
@@ -235,29 +280,46 @@ class MultiHeadAttention(nn.Module):
   cache_length: int = 0  # Positions of a SELF_CACHE, fixed at its creation.
 
   @nn.compact
-  def __call__(self, inputs_q: Array, inputs_kv: Array, bias: Array,
+  def __call__(self, inputs_q: Array, inputs_kv: Array | None, bias: Array,
                deterministic: bool, position: Array | None = None) -> Array:
+    """Attention of `inputs_q` over `inputs_kv` (None: over itself)."""
     joined = self.num_heads * self.head_dim
+    in_features = inputs_q.shape[-1]
+    kernel = lambda name, init: Kernel(joined, ("embed", "joined_kv"), init,
+                                       name=name)(in_features)
     # T5 folds 1/sqrt(head_dim) into the query initialisation.
-    query_init = _kernel_init(1.0 / self.head_dim)
-    project = functools.partial(Dense, joined, ("embed", "joined_kv"),
-                                dtype=self.dtype)
+    query_kernel = kernel("query", _kernel_init(1.0 / self.head_dim))
+    key_kernel = kernel("key", _kernel_init())
+    value_kernel = kernel("value", _kernel_init())
     split = lambda x: x.reshape(x.shape[:2] + (self.num_heads, self.head_dim))
     # Keys and values are kept head-major, [batch, heads, length, kv]: both
     # attention matmuls then read them in place. Decoding caches keep this
     # layout too, so no step re-lays out the cached keys (on the CPU that
     # transpose cost more than the attention itself).
     head_major = lambda x: split(x).transpose(0, 2, 1, 3)
-    query = split(project(kernel_init=query_init, name="query")(inputs_q))
-    project_key = project(kernel_init=_kernel_init(), name="key")
-    project_value = project(kernel_init=_kernel_init(), name="value")
-    if self.kv_cache == CROSS_CACHE and self.has_variable("cache",
-                                                          "cached_key"):
+    project = functools.partial(fused_projections, out_axis="joined_kv",
+                                dtype=self.dtype)
+    cross_cached = (self.kv_cache == CROSS_CACHE and
+                    self.has_variable("cache", "cached_key"))
+    if inputs_kv is None and self.kv_cache is not None:
+      # A decoding step: one matmul for all three projections of its one
+      # position (its cost is the launch, not the arithmetic).
+      query, key, value = project(inputs_q, [query_kernel, key_kernel,
+                                             value_kernel])
+      key, value = head_major(key), head_major(value)
+    elif inputs_kv is None:
+      query, key, value = (project(inputs_q, [k])[0] for k in (
+          query_kernel, key_kernel, value_kernel))
+      key, value = head_major(key), head_major(value)
+    elif cross_cached:  # Keys and values were projected once, at creation.
+      query, = project(inputs_q, [query_kernel])
       key = self.get_variable("cache", "cached_key")
       value = self.get_variable("cache", "cached_value")
     else:
-      key = head_major(project_key(inputs_kv))
-      value = head_major(project_value(inputs_kv))
+      query, = project(inputs_q, [query_kernel])
+      key, value = (head_major(project(inputs_kv, [k])[0])
+                    for k in (key_kernel, value_kernel))
+    query = split(query)
     if self.kv_cache is not None:
       key, value = self._cached(key, value, position)
     query = _constrain(query, ("batch", "length", "heads", "kv"))
@@ -313,15 +375,22 @@ class GatedMlp(nn.Module):
   activations: Sequence[str]
   dropout_rate: float
   dtype: Any
+  fuse_inputs: bool = False  # One matmul for wi_0 and wi_1 (decoding).
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool) -> Array:
     init = _kernel_init(truncated=True)
+    names = (["wi"] if len(self.activations) == 1 else
+             [f"wi_{i}" for i in range(len(self.activations))])
+    kernels = [Kernel(self.mlp_dim, ("embed", "mlp"), init, name=name)(
+        x.shape[-1]) for name in names]
+    if self.fuse_inputs:
+      inputs = fused_projections(x, kernels, "mlp", self.dtype)
+    else:
+      inputs = [fused_projections(x, [k], "mlp", self.dtype)[0]
+                for k in kernels]
     hidden = None
-    for i, activation in enumerate(self.activations):
-      name = "wi" if len(self.activations) == 1 else f"wi_{i}"
-      h = Dense(self.mlp_dim, ("embed", "mlp"), init, self.dtype,
-                name=name)(x)
+    for activation, h in zip(self.activations, inputs):
       if activation == "gelu":
         h = nn.gelu(h, approximate=True)
       elif activation == "relu":
@@ -347,9 +416,10 @@ def _attention(config: T5Config, name: str, kv_cache: str | None = None,
                             kv_cache, cache_length, name=name)
 
 
-def _mlp(config: T5Config) -> GatedMlp:
+def _mlp(config: T5Config, fuse_inputs: bool = False) -> GatedMlp:
   return GatedMlp(config.mlp_dim, tuple(config.mlp_activations),
-                  config.dropout_rate, config.activation_dtype, name="mlp")
+                  config.dropout_rate, config.activation_dtype, fuse_inputs,
+                  name="mlp")
 
 
 def _norm(config: T5Config, name: str) -> RmsNorm:
@@ -365,7 +435,7 @@ class EncoderLayer(nn.Module):
   def __call__(self, x: Array, bias: Array):
     cfg, deterministic = self.config, self.deterministic
     y = _norm(cfg, "pre_attention_layer_norm")(x)
-    y = _attention(cfg, "attention")(y, y, bias, deterministic)
+    y = _attention(cfg, "attention")(y, None, bias, deterministic)
     x = x + _residual_dropout(cfg, y, deterministic)
     y = _norm(cfg, "pre_mlp_layer_norm")(x)
     y = _mlp(cfg)(y, deterministic)
@@ -388,14 +458,14 @@ class DecoderLayer(nn.Module):
                                else (None, None))
     y = _norm(cfg, "pre_self_attention_layer_norm")(x)
     y = _attention(cfg, "self_attention", self_cache, self.cache_length)(
-        y, y, self_bias, deterministic, position)
+        y, None, self_bias, deterministic, position)
     x = x + _residual_dropout(cfg, y, deterministic)
     y = _norm(cfg, "pre_cross_attention_layer_norm")(x)
     y = _attention(cfg, "encoder_decoder_attention", cross_cache)(
         y, encoded, cross_bias, deterministic)
     x = x + _residual_dropout(cfg, y, deterministic)
     y = _norm(cfg, "pre_mlp_layer_norm")(x)
-    y = _mlp(cfg)(y, deterministic)
+    y = _mlp(cfg, fuse_inputs=self.decode)(y, deterministic)
     x = x + _residual_dropout(cfg, y, deterministic)
     return _constrain(x, ("batch", "length", "embed")), None
 
