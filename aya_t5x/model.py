@@ -240,12 +240,11 @@ class EncoderDecoderModel:
     batch_size = encoder_input_tokens.shape[0]
     encoded = self.module.apply({"params": params}, encoder_input_tokens,
                                 method=network.Transformer.encode)
-    rows = config.rows_per_input
-    encoder_tokens = jnp.repeat(encoder_input_tokens, rows, axis=0)
-    encoded = jnp.repeat(encoded, rows, axis=0)
+    encoder_tokens = encoder_input_tokens
     _, variables = self.module.apply(
         {"params": params}, encoded, encoder_tokens, config.max_new_tokens,
-        method=network.Transformer.init_decoding_cache, mutable=["cache"])
+        config.rows_per_input, method=network.Transformer.init_decoding_cache,
+        mutable=["cache"])
 
     def step_fn(previous: Array, cache):
       logits, variables = self.module.apply(

@@ -322,6 +322,12 @@ class MultiHeadAttention(nn.Module):
     query = split(query)
     if self.kv_cache is not None:
       key, value = self._cached(key, value, position)
+    # Beam search keeps one cross-attention cache per input, not per beam:
+    # an input's beams then attend as extra query positions of its row.
+    rows, query_length = query.shape[:2]
+    beams = rows // key.shape[0]
+    query = query.reshape((rows // beams, beams * query_length) +
+                          query.shape[2:])
     query = _constrain(query, ("batch", "length", "heads", "kv"))
     key = _constrain(key, ("batch", "heads", "length", "kv"))
     value = _constrain(value, ("batch", "heads", "length", "kv"))
@@ -334,7 +340,7 @@ class MultiHeadAttention(nn.Module):
         weights, deterministic=deterministic)
     out = jnp.einsum("bhqk,bhkd->bqhd", weights, value)
     out = _constrain(out, ("batch", "length", "heads", "kv"))
-    out = out.reshape(out.shape[:2] + (joined,))
+    out = out.reshape((rows, query_length, joined))
     return Dense(inputs_q.shape[-1], ("joined_kv", "embed"), _kernel_init(),
                  dtype=self.dtype, name="out")(out)
 
@@ -604,7 +610,12 @@ class Decoder(nn.Module):
     causal = jnp.tril(jnp.ones((length, length), bool))[None]
     self_mask = (_pair_mask(target_valid, target_valid) & causal &
                  _segment_mask(decoder_segment_ids, decoder_segment_ids))
-    cross_mask = (_pair_mask(target_valid, encoder_tokens > 0) &
+    # Rows of beams sharing their input's encoder row attend as one row
+    # (see MultiHeadAttention); with one row per input this is a no-op.
+    beams = target_valid.shape[0] // encoder_tokens.shape[0]
+    grouped_valid = target_valid.reshape(encoder_tokens.shape[0],
+                                         beams * length)
+    cross_mask = (_pair_mask(grouped_valid, encoder_tokens > 0) &
                   _segment_mask(decoder_segment_ids, encoder_segment_ids))
     return (_mask_bias(self_mask) + relpos(length, length),
             _mask_bias(cross_mask))
@@ -656,14 +667,15 @@ class Transformer(nn.Module):
                         decoder_segment_ids, deterministic)
 
   def init_decoding_cache(self, encoded: Array, encoder_input_tokens: Array,
-                          max_decode_length: int) -> Array:
+                          max_decode_length: int, beams: int = 1) -> Array:
     """Creates the caches (call with mutable=['cache']); logits unused.
 
     Runs one dummy decoder step: it sizes the self-attention caches for
-    `max_decode_length` positions and projects the encoder output for cross
-    attention, once for the whole generation.
+    `max_decode_length` positions of `beams` rows per input and projects the
+    encoder output for cross attention, once for the whole generation and
+    shared by an input's beams (rows i * beams ... (i + 1) * beams - 1).
     """
-    dummy = jnp.ones((encoded.shape[0], 1), jnp.int32)
+    dummy = jnp.ones((encoded.shape[0] * beams, 1), jnp.int32)
     return self.decoder(encoded, encoder_input_tokens, dummy, dummy, None,
                         None, deterministic=True, decode=True,
                         cache_length=max_decode_length)
