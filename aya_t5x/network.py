@@ -505,6 +505,30 @@ def _run_layers(config: T5Config, layer_cls: type[nn.Module], num_layers: int,
   return x
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _repeat_rows(x: Array, rows: int) -> Array:
+  """Broadcasts x's leading axis of 1 to `rows` (the batch).
+
+  Its gradient, the sum over the rows, is computed as a matmul with a row
+  of ones: XLA's CPU reduction over a leading axis ran 30x slower (5 ms of
+  a tiny model's 77 ms train step, for the relative-position bias).
+  """
+  return jnp.broadcast_to(x, (rows,) + x.shape[1:])
+
+
+def _repeat_rows_fwd(x: Array, rows: int) -> tuple[Array, None]:
+  return _repeat_rows(x, rows), None
+
+
+def _repeat_rows_bwd(rows: int, _, grad: Array) -> tuple[Array]:
+  ones = jnp.ones((1, rows), grad.dtype)
+  summed = jnp.dot(ones, grad.reshape(rows, -1))
+  return (summed.reshape((1,) + grad.shape[1:]),)
+
+
+_repeat_rows.defvjp(_repeat_rows_fwd, _repeat_rows_bwd)
+
+
 def _mask_bias(mask: Array) -> Array:
   """[batch, q, k] boolean mask -> additive [batch, 1, q, k] bias."""
   return jnp.where(mask, 0.0, MASK_BIAS)[:, None].astype(jnp.float32)
@@ -538,7 +562,7 @@ class Encoder(nn.Module):
         cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance,
         cfg.num_heads, bidirectional=True, dtype=cfg.activation_dtype,
         name="relpos_bias")(length, length)
-    bias = _mask_bias(mask) + relpos
+    bias = _mask_bias(mask) + _repeat_rows(relpos, tokens.shape[0])
     x = self.embedder(tokens)
     x = _residual_dropout(cfg, x, deterministic)
     x = _constrain(x, ("batch", "length", "embed"))
@@ -617,7 +641,8 @@ class Decoder(nn.Module):
                                          beams * length)
     cross_mask = (_pair_mask(grouped_valid, encoder_tokens > 0) &
                   _segment_mask(decoder_segment_ids, encoder_segment_ids))
-    return (_mask_bias(self_mask) + relpos(length, length),
+    return (_mask_bias(self_mask) + _repeat_rows(relpos(length, length),
+                                                 self_mask.shape[0]),
             _mask_bias(cross_mask))
 
   def _step_biases(self, relpos: nn.Module, encoder_tokens: Array

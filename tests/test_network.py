@@ -115,3 +115,14 @@ def test_golden_step_one_loss_equals_upstream_t5x():
         batch, m.loss_config.normalizing_factor)
     loss, _ = m.loss_and_metrics(params, batch, weights, denominator, None)
     assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_repeated_rows_have_the_gradient_of_a_broadcast():
+  x = jnp.arange(12.0).reshape(1, 3, 4)
+  weights = jnp.linspace(-1.0, 2.0, 5 * 12).reshape(5, 3, 4)
+  plain = lambda v: jnp.sum(weights * jnp.broadcast_to(v, (5, 3, 4)))
+  ours = lambda v: jnp.sum(weights * network._repeat_rows(v, 5))
+  np.testing.assert_allclose(jax.grad(ours)(x), jax.grad(plain)(x),
+                             rtol=1e-6)
+  np.testing.assert_array_equal(network._repeat_rows(x, 5),
+                                jnp.broadcast_to(x, (5, 3, 4)))
