@@ -284,42 +284,7 @@ class MultiHeadAttention(nn.Module):
                deterministic: bool, position: Array | None = None) -> Array:
     """Attention of `inputs_q` over `inputs_kv` (None: over itself)."""
     joined = self.num_heads * self.head_dim
-    in_features = inputs_q.shape[-1]
-    kernel = lambda name, init: Kernel(joined, ("embed", "joined_kv"), init,
-                                       name=name)(in_features)
-    # T5 folds 1/sqrt(head_dim) into the query initialisation.
-    query_kernel = kernel("query", _kernel_init(1.0 / self.head_dim))
-    key_kernel = kernel("key", _kernel_init())
-    value_kernel = kernel("value", _kernel_init())
-    split = lambda x: x.reshape(x.shape[:2] + (self.num_heads, self.head_dim))
-    # Keys and values are kept head-major, [batch, heads, length, kv]: both
-    # attention matmuls then read them in place. Decoding caches keep this
-    # layout too, so no step re-lays out the cached keys (on the CPU that
-    # transpose cost more than the attention itself).
-    head_major = lambda x: split(x).transpose(0, 2, 1, 3)
-    project = functools.partial(fused_projections, out_axis="joined_kv",
-                                dtype=self.dtype)
-    cross_cached = (self.kv_cache == CROSS_CACHE and
-                    self.has_variable("cache", "cached_key"))
-    if inputs_kv is None and self.kv_cache is not None:
-      # A decoding step: one matmul for all three projections of its one
-      # position (its cost is the launch, not the arithmetic).
-      query, key, value = project(inputs_q, [query_kernel, key_kernel,
-                                             value_kernel])
-      key, value = head_major(key), head_major(value)
-    elif inputs_kv is None:
-      query, key, value = (project(inputs_q, [k])[0] for k in (
-          query_kernel, key_kernel, value_kernel))
-      key, value = head_major(key), head_major(value)
-    elif cross_cached:  # Keys and values were projected once, at creation.
-      query, = project(inputs_q, [query_kernel])
-      key = self.get_variable("cache", "cached_key")
-      value = self.get_variable("cache", "cached_value")
-    else:
-      query, = project(inputs_q, [query_kernel])
-      key, value = (head_major(project(inputs_kv, [k])[0])
-                    for k in (key_kernel, value_kernel))
-    query = split(query)
+    query, key, value = self._project(inputs_q, inputs_kv)
     if self.kv_cache is not None:
       key, value = self._cached(key, value, position)
     # Beam search keeps one cross-attention cache per input, not per beam:
@@ -343,6 +308,46 @@ class MultiHeadAttention(nn.Module):
     out = out.reshape((rows, query_length, joined))
     return Dense(inputs_q.shape[-1], ("joined_kv", "embed"), _kernel_init(),
                  dtype=self.dtype, name="out")(out)
+
+  def _project(self, inputs_q: Array, inputs_kv: Array | None
+               ) -> tuple[Array, Array, Array]:
+    """Queries [batch, length, heads, kv]; keys and values head-major.
+
+    Keys and values are kept head-major, [batch, heads, length, kv]: both
+    attention matmuls then read them in place. Decoding caches keep this
+    layout too, so no step re-lays out the cached keys (on the CPU that
+    transpose cost more than the attention itself).
+    """
+    joined = self.num_heads * self.head_dim
+    kernel = lambda name, init: Kernel(joined, ("embed", "joined_kv"), init,
+                                       name=name)(inputs_q.shape[-1])
+    # T5 folds 1/sqrt(head_dim) into the query initialisation.
+    query_kernel = kernel("query", _kernel_init(1.0 / self.head_dim))
+    key_kernel = kernel("key", _kernel_init())
+    value_kernel = kernel("value", _kernel_init())
+    split = lambda x: x.reshape(x.shape[:2] + (self.num_heads, self.head_dim))
+    head_major = lambda x: split(x).transpose(0, 2, 1, 3)
+    project = functools.partial(fused_projections, out_axis="joined_kv",
+                                dtype=self.dtype)
+    if inputs_kv is None and self.kv_cache is not None:
+      # A decoding step: one matmul for all three projections of its one
+      # position (its cost is the launch, not the arithmetic).
+      query, key, value = project(inputs_q, [query_kernel, key_kernel,
+                                             value_kernel])
+      return split(query), head_major(key), head_major(value)
+    if inputs_kv is None:
+      query, key, value = (project(inputs_q, [k])[0] for k in (
+          query_kernel, key_kernel, value_kernel))
+      return split(query), head_major(key), head_major(value)
+    query, = project(inputs_q, [query_kernel])
+    if (self.kv_cache == CROSS_CACHE and
+        self.has_variable("cache", "cached_key")):
+      # Projected once, when the cache was created.
+      return (split(query), self.get_variable("cache", "cached_key"),
+              self.get_variable("cache", "cached_value"))
+    key, value = (head_major(project(inputs_kv, [k])[0])
+                  for k in (key_kernel, value_kernel))
+    return split(query), key, value
 
   def _cached(self, key: Array, value: Array, position: Array | None
               ) -> tuple[Array, Array]:
