@@ -132,7 +132,7 @@ def _matmul(x: Array, kernel: Array, in_axis: str, dtype: Any) -> Array:
 class Kernel(nn.Module):
   """A matmul kernel parameter alone (`<name>/kernel`, as Dense names it).
 
-  Lets one matmul serve several T5X projections (see `fused_projections`)
+  Lets one matmul serve several T5X projections (see `project`)
   while each keeps its own entry in the parameter tree.
   """
   features: int
@@ -145,18 +145,18 @@ class Kernel(nn.Module):
                   (in_features, self.features), self.kernel_axes)
 
 
-def fused_projections(x: Array, kernels: Sequence[Array], out_axis: str,
-                      dtype: Any) -> list[Array]:
-  """x @ k for every kernel k (of one input axis, `embed`) in one matmul.
+def project(x: Array, kernels: Sequence[Array], out_axis: str, dtype: Any,
+            fuse: bool = False) -> list[Array]:
+  """x @ k for every kernel k (input axis `embed`).
 
-  The kernels are stacked on a new, unsharded axis, so model-parallel
-  shardings of their output axis are untouched. Decoding steps use it: for
-  their few rows a matmul's cost is its launch, not its arithmetic. (It
-  does not pay in training on the CPU: the stacked kernel's gradient costs
-  copies.)
+  With `fuse`, in one matmul over the kernels stacked on a new, unsharded
+  axis (model-parallel shardings of their output axis are untouched).
+  Decoding steps fuse: for their few rows a matmul's cost is its launch,
+  not its arithmetic. Training does not: on the CPU the stacked kernel's
+  gradient costs copies (5-7% slower on the small benchmark step).
   """
-  if len(kernels) == 1:
-    return [_matmul(x, kernels[0], "embed", dtype)]
+  if not fuse or len(kernels) == 1:
+    return [_matmul(x, k, "embed", dtype) for k in kernels]
   rows = x.reshape(-1, x.shape[-1]).astype(dtype)
   rows = _constrain(rows, ("batch", "embed"))
   stacked = jnp.stack([k.astype(dtype) for k in kernels], axis=1)
@@ -327,27 +327,22 @@ class MultiHeadAttention(nn.Module):
     value_kernel = kernel("value", _kernel_init())
     split = lambda x: x.reshape(x.shape[:2] + (self.num_heads, self.head_dim))
     head_major = lambda x: split(x).transpose(0, 2, 1, 3)
-    project = functools.partial(fused_projections, out_axis="joined_kv",
-                                dtype=self.dtype)
-    if inputs_kv is None and self.kv_cache is not None:
-      # A decoding step: one matmul for all three projections of its one
-      # position (its cost is the launch, not the arithmetic).
-      query, key, value = project(inputs_q, [query_kernel, key_kernel,
+    # A decoding step projects its one position in one matmul.
+    matmuls = functools.partial(project, out_axis="joined_kv",
+                                dtype=self.dtype,
+                                fuse=self.kv_cache == SELF_CACHE)
+    if inputs_kv is None:
+      query, key, value = matmuls(inputs_q, [query_kernel, key_kernel,
                                              value_kernel])
       return split(query), head_major(key), head_major(value)
-    if inputs_kv is None:
-      query, key, value = (project(inputs_q, [k])[0] for k in (
-          query_kernel, key_kernel, value_kernel))
-      return split(query), head_major(key), head_major(value)
-    query, = project(inputs_q, [query_kernel])
+    query, = matmuls(inputs_q, [query_kernel])
     if (self.kv_cache == CROSS_CACHE and
         self.has_variable("cache", "cached_key")):
       # Projected once, when the cache was created.
       return (split(query), self.get_variable("cache", "cached_key"),
               self.get_variable("cache", "cached_value"))
-    key, value = (head_major(project(inputs_kv, [k])[0])
-                  for k in (key_kernel, value_kernel))
-    return split(query), key, value
+    key, value = matmuls(inputs_kv, [key_kernel, value_kernel])
+    return split(query), head_major(key), head_major(value)
 
   def _cached(self, key: Array, value: Array, position: Array | None
               ) -> tuple[Array, Array]:
@@ -395,13 +390,9 @@ class GatedMlp(nn.Module):
              [f"wi_{i}" for i in range(len(self.activations))])
     kernels = [Kernel(self.mlp_dim, ("embed", "mlp"), init, name=name)(
         x.shape[-1]) for name in names]
-    if self.fuse_inputs:
-      inputs = fused_projections(x, kernels, "mlp", self.dtype)
-    else:
-      inputs = [fused_projections(x, [k], "mlp", self.dtype)[0]
-                for k in kernels]
     hidden = None
-    for activation, h in zip(self.activations, inputs):
+    for activation, h in zip(self.activations, project(
+        x, kernels, "mlp", self.dtype, fuse=self.fuse_inputs)):
       if activation == "gelu":
         h = nn.gelu(h, approximate=True)
       elif activation == "relu":
