@@ -105,9 +105,11 @@ def forbid_early_eos(scores: Array, step: Array,
   """EOS gets no chance before `min_new_tokens` tokens ([..., vocab])."""
   if not config.min_new_tokens:
     return scores
-  early = step < config.min_new_tokens
-  return scores.at[..., EOS_ID].set(
-      jnp.where(early, NEG_INF, scores[..., EOS_ID]))
+  # A select over the vocabulary, not a scatter into column EOS_ID: it fuses
+  # into the reductions that read the scores instead of copying them.
+  ids = jax.lax.broadcasted_iota(jnp.int32, scores.shape, scores.ndim - 1)
+  early = (ids == EOS_ID) & (step < config.min_new_tokens)
+  return jnp.where(early, NEG_INF, scores)
 
 
 def first_argmax(logits: Array) -> Array:
@@ -117,10 +119,15 @@ def first_argmax(logits: Array) -> Array:
   vectorised: 3x slower than a max followed by a min over matching ids,
   and it ran at every decoding step.
   """
+  return _max_and_first_argmax(logits)[1]
+
+
+def _max_and_first_argmax(logits: Array) -> tuple[Array, Array]:
   ids = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
   best = jnp.max(logits, axis=-1, keepdims=True)
-  return jnp.min(jnp.where(logits == best, ids, logits.shape[-1] - 1),
-                 axis=-1)
+  first = jnp.min(jnp.where(logits == best, ids, logits.shape[-1] - 1),
+                  axis=-1)
+  return best[..., 0], first
 
 
 def token_logit(logits: Array, tokens: Array) -> Array:
@@ -138,11 +145,30 @@ def token_log_likelihood(logits: Array, tokens: Array) -> Array:
   return token_logit(logits, tokens) - jax.nn.logsumexp(logits, axis=-1)
 
 
-def _choose(logits: Array, config: DecodingConfig, rng: Array) -> Array:
-  if config.is_greedy:
-    return first_argmax(logits)
-  return jax.random.categorical(rng, filter_logits(logits, config)).astype(
+def _greedy_token(logits: Array, step: Array, config: DecodingConfig
+                  ) -> tuple[Array, Array]:
+  """The likeliest allowed token and its log-likelihood.
+
+  The chosen token's logit is the allowed maximum, so no pass over the
+  vocabulary picks it out; and since forbidding early EOS changes one
+  column only, the unrestricted maximum that stabilises logsumexp is that
+  maximum or EOS's logit. Three reductions over the vocabulary in all,
+  where argmax plus `token_log_likelihood` take five.
+  """
+  best, token = _max_and_first_argmax(forbid_early_eos(logits, step, config))
+  top = jnp.maximum(best, logits[:, EOS_ID])
+  log_normaliser = top + jnp.log(
+      jnp.sum(jnp.exp(logits - top[:, None]), axis=-1))
+  return token, best - log_normaliser
+
+
+def _sampled_token(logits: Array, step: Array, config: DecodingConfig,
+                   rng: Array) -> tuple[Array, Array]:
+  """A token drawn from the filtered distribution and its log-likelihood."""
+  allowed = forbid_early_eos(logits, step, config)
+  token = jax.random.categorical(rng, filter_logits(allowed, config)).astype(
       jnp.int32)
+  return token, token_log_likelihood(logits, token)
 
 
 def sample_or_greedy(step_fn: StepFn, cache: Cache, batch_size: int,
@@ -165,10 +191,12 @@ def sample_or_greedy(step_fn: StepFn, cache: Cache, batch_size: int,
     step, cache, previous, tokens, scores, finished = state
     logits, cache = step_fn(previous, cache)
     logits = logits.astype(jnp.float32)
-    token = _choose(forbid_early_eos(logits, step, config), config,
-                    jax.random.fold_in(rng, step))
+    if config.is_greedy:
+      token, token_ll = _greedy_token(logits, step, config)
+    else:
+      token, token_ll = _sampled_token(logits, step, config,
+                                       jax.random.fold_in(rng, step))
     token = jnp.where(finished, PAD_ID, token)
-    token_ll = token_log_likelihood(logits, token)
     scores = scores + jnp.where(finished, 0.0, token_ll)
     tokens = jax.lax.dynamic_update_slice(tokens, token[:, None], (0, step))
     finished = finished | (token == EOS_ID)
@@ -183,7 +211,8 @@ def sample_or_greedy(step_fn: StepFn, cache: Cache, batch_size: int,
   return tokens, scores
 
 
-# (cache, flat row indices [batch * beams]) -> cache with rows gathered.
+# (cache, beam indices [batch, beams]) -> cache whose row (b, j) is the old
+# row (b, indices[b, j]); rows are batch-major, an input's beams adjacent.
 ReorderFn = Callable[[Cache, Array], Cache]
 
 
@@ -283,7 +312,6 @@ def beam_search(step_fn: StepFn, cache: Cache, batch_size: int,
       finished_scores=jnp.full(shape, NEG_INF, jnp.float32),
       finished=jnp.zeros(shape, bool),
       improvable=jnp.ones((batch_size,), bool))
-  row_offsets = (jnp.arange(batch_size) * num_beams)[:, None]
 
   def not_done(state):
     step, _, _, beams, all_ended = state
@@ -308,8 +336,7 @@ def beam_search(step_fn: StepFn, cache: Cache, batch_size: int,
         finished=finished, improvable=beams.improvable)
     beams = dataclasses.replace(
         beams, improvable=_still_improvable(beams, step, config))
-    rows = (_gather_beams(parents, running) + row_offsets).reshape(-1)
-    cache = reorder_cache(cache, rows)
+    cache = reorder_cache(cache, _gather_beams(parents, running))
     previous = beams.running_tokens[:, :, step].reshape(-1)
     return step + 1, cache, previous, beams, jnp.all(ends)
 

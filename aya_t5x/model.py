@@ -259,18 +259,29 @@ class EncoderDecoderModel:
                                      config, rng)
 
 
-def reorder_cache(cache, rows: Array):
-  """Gathers the decoded-so-far keys/values of `rows` (beam search).
+def reorder_cache(cache, beam_indices: Array):
+  """Row (b, j) takes the decoded-so-far keys/values of beam indices[b, j].
 
   Only self-attention caches differ between an input's beams; the
   cross-attention ones and the position counter are left as they are.
   Scanned layers keep their caches under `layers` with a leading layer axis.
+  The gather runs within each input's beams (a batched gather over the
+  batch axis), so on a data-parallel mesh every device reorders its own
+  rows: a gather by flat row index would make XLA all-gather every cache
+  onto every device at every step.
   """
+  batch, beams = beam_indices.shape
+
   def gather(path, x):
     names = [getattr(k, "key", None) for k in path]
     if "self_attention" not in names:
       return x
-    # Rows are in range by construction; "clip" skips the NaN-fill select
-    # jnp.take adds by default, which doubled this gather's cost.
-    return jnp.take(x, rows, axis=1 if "layers" in names else 0, mode="clip")
+    axis = 1 if "layers" in names else 0
+    grouped = x.reshape(x.shape[:axis] + (batch, beams) + x.shape[axis + 1:])
+    index = beam_indices.reshape((1,) * axis + (batch, beams) +
+                                 (1,) * (x.ndim - axis - 1))
+    # Beam indices are in range by construction; "clip" skips the NaN-fill
+    # select of the default mode.
+    return jnp.take_along_axis(grouped, index, axis=axis + 1,
+                               mode="clip").reshape(x.shape)
   return jax.tree_util.tree_map_with_path(gather, cache)

@@ -1,6 +1,7 @@
 """Decoding: cached generation against transformers and against recompute."""
 
 import dataclasses
+import re
 import types
 
 import flax.linen as nn
@@ -163,6 +164,58 @@ def test_decoding_on_a_4x2_mesh_equals_one_device(tiny):
     ours = [g.tokens for g in meshed.generate_ids(rows, config)]
     single = [g.tokens for g in tiny.predictor.generate_ids(rows, config)]
     assert ours == single
+
+
+def _compiled_generate(predictor, rows, config) -> str:
+  """The optimised HLO of `predictor`'s generation program for `config`."""
+  length = inference.bucket_length(max(len(r) for r in rows),
+                                   predictor.max_input_length)
+  tokens = predictor._put_batch(inference.pad_rows(rows, 8, length))  # pylint: disable=protected-access
+  with predictor.partitioner.activate():
+    generate = predictor._generate_fn(config)  # pylint: disable=protected-access
+    return generate.lower(predictor.params, tokens,
+                          jax.random.PRNGKey(0)).compile().as_text()
+
+
+def test_beam_search_on_a_mesh_reorders_caches_without_collectives(tiny):
+  """Each device reorders the caches of its own inputs' beams.
+
+  A gather by flat row index made XLA all-gather every self-attention cache
+  onto every device at every step (on a pod: the whole batch's caches).
+  """
+  meshed = inference.Predictor.from_checkpoint(
+      tiny.model, tiny.checkpoint, vocabularies.demo_vocabulary(),
+      batch_size=8, partitioner=partitioning.Partitioner(
+          partitioning.PartitioningConfig(num_partitions=2)))
+  hlo = _compiled_generate(meshed, _rows(tiny.inputs), decoding.DecodingConfig(
+      method="beam", max_new_tokens=MAX_NEW))
+  # Self-attention caches are [rows, heads, MAX_NEW, head_dim].
+  cache_gathers = [line for line in hlo.splitlines()
+                   if " all-gather(" in line and
+                   re.search(rf"= f32\[\d+,\d+,{MAX_NEW},\d+\]", line)]
+  assert not cache_gathers, cache_gathers[0]
+
+
+@pytest.mark.parametrize("scanned", [False, True])
+def test_reorder_cache_moves_rows_within_each_input(scanned):
+  batch, beams, heads, length, kv = 2, 3, 2, 4, 5
+  rows = np.arange(batch * beams * heads * length * kv, dtype=np.float32)
+  rows = rows.reshape(batch * beams, heads, length, kv)
+  stacked = (lambda x: np.stack([x, -x])) if scanned else (lambda x: x)
+  layer = {"self_attention": {"cached_key": stacked(rows),
+                              "cached_value": stacked(rows + 0.5)},
+           "encoder_decoder_attention": {"cached_key": stacked(rows)}}
+  cache = {"decoder": {"layers" if scanned else "layers_0": layer}}
+  indices = np.array([[2, 2, 0], [1, 0, 1]], np.int32)
+  out = model_lib.reorder_cache(cache, jnp.asarray(indices))
+  out_layer = out["decoder"]["layers" if scanned else "layers_0"]
+  source = (np.arange(batch)[:, None] * beams + indices).reshape(-1)
+  np.testing.assert_array_equal(out_layer["self_attention"]["cached_key"],
+                                stacked(rows[source]))
+  np.testing.assert_array_equal(out_layer["self_attention"]["cached_value"],
+                                stacked(rows[source] + 0.5))
+  np.testing.assert_array_equal(
+      out_layer["encoder_decoder_attention"]["cached_key"], stacked(rows))
 
 
 def test_score_equals_log_likelihood_from_logits(tiny):
