@@ -15,8 +15,10 @@ temperature or filtering; beam search ranks by that sum divided by
 import dataclasses
 from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec
 
 Array = jax.Array
 Cache = Any
@@ -74,6 +76,34 @@ class DecodingConfig:
   @property
   def rows_per_input(self) -> int:
     return self.num_beams if self.method == "beam" else 1
+
+
+def on_own_rows(fn: Callable[..., Any]) -> Callable[..., Any]:
+  """fn over [batch, ...] arrays, run by every device on its own rows.
+
+  For row-wise work that XLA's SPMD partitioner does not split along the
+  batch: TopK (split only along the axis it ranks) and scatters with
+  computed row indices. On a mesh that shards the batch it would first
+  all-gather the operands onto every device; for beam search that is every
+  input's beams x vocabulary scores at every step. Under a mesh and logical
+  axis rules that shard `batch` (as `Partitioner.activate` sets), each
+  device runs fn on its shard; elsewhere fn runs as it is.
+  """
+  def run(*arrays):
+    mesh = jax.sharding.get_abstract_mesh()
+    batch_axes = nn.logical_to_mesh_axes(("batch",))[0]
+    if mesh.empty or batch_axes is None:
+      return fn(*arrays)
+    rows = PartitionSpec(batch_axes)
+    names = set(batch_axes) if isinstance(batch_axes, tuple) else {batch_axes}
+    return jax.shard_map(fn, mesh=mesh, in_specs=(rows,) * len(arrays),
+                         out_specs=rows, axis_names=names)(*arrays)
+  return run
+
+
+def top_k(x: Array, k: int) -> tuple[Array, Array]:
+  """`jax.lax.top_k` of every row of x [batch, n], where the row lives."""
+  return on_own_rows(lambda rows: tuple(jax.lax.top_k(rows, k)))(x)
 
 
 def filter_logits(logits: Array, config: DecodingConfig) -> Array:
@@ -165,9 +195,9 @@ def _greedy_token(logits: Array, step: Array, config: DecodingConfig
 def _sampled_token(logits: Array, step: Array, config: DecodingConfig,
                    rng: Array) -> tuple[Array, Array]:
   """A token drawn from the filtered distribution and its log-likelihood."""
-  allowed = forbid_early_eos(logits, step, config)
-  token = jax.random.categorical(rng, filter_logits(allowed, config)).astype(
-      jnp.int32)
+  allowed = on_own_rows(lambda rows: filter_logits(
+      forbid_early_eos(rows, step, config), config))(logits)
+  token = jax.random.categorical(rng, allowed).astype(jnp.int32)
   return token, token_log_likelihood(logits, token)
 
 
@@ -244,8 +274,8 @@ def _top_continuations(beams: _Beams, log_probs: Array, step: Array,
   """The best `num_candidates` (beam, token) extensions of every input."""
   batch, num_beams, vocab = log_probs.shape
   total = beams.running_scores[:, :, None] + log_probs
-  scores, flat = jax.lax.top_k(total.reshape(batch, num_beams * vocab),
-                               num_candidates)
+  scores, flat = top_k(total.reshape(batch, num_beams * vocab),
+                       num_candidates)
   parents, tokens = flat // vocab, (flat % vocab).astype(jnp.int32)
   sequences = _gather_beams(beams.running_tokens, parents)
   sequences = jax.lax.dynamic_update_slice(
@@ -265,7 +295,7 @@ def _merge_finished(beams: _Beams, scores: Array, sequences: Array,
   normalised = normalised + NEG_INF * (~beams.improvable[:, None])
   normalised = normalised + NEG_INF * (~just_ended)
   all_scores = jnp.concatenate([beams.finished_scores, normalised], axis=1)
-  best = jax.lax.top_k(all_scores, num_beams)[1]
+  best = top_k(all_scores, num_beams)[1]
   pick = lambda x: _gather_beams(x, best)
   return (pick(jnp.concatenate([beams.finished_tokens, sequences], axis=1)),
           pick(all_scores),
@@ -326,7 +356,7 @@ def beam_search(step_fn: StepFn, cache: Cache, batch_size: int,
     scores, sequences, parents = _top_continuations(beams, log_probs, step,
                                                     2 * num_beams)
     ends = (sequences[:, :, step] == EOS_ID) | (step == length - 1)
-    running = jax.lax.top_k(scores + NEG_INF * ends, num_beams)[1]
+    running = top_k(scores + NEG_INF * ends, num_beams)[1]
     finished_tokens, finished_scores, finished = _merge_finished(
         beams, scores, sequences, ends, step, config)
     beams = _Beams(

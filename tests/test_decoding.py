@@ -159,6 +159,8 @@ def test_decoding_on_a_4x2_mesh_equals_one_device(tiny):
   assert dict(meshed.partitioner.mesh.shape) == {"data": 4, "model": 2}
   rows = _rows(tiny.inputs)
   for config in (decoding.DecodingConfig(max_new_tokens=MAX_NEW),
+                 decoding.DecodingConfig(method="sample", top_k=20,
+                                         top_p=0.9, max_new_tokens=MAX_NEW),
                  decoding.DecodingConfig(method="beam",
                                          max_new_tokens=MAX_NEW)):
     ours = [g.tokens for g in meshed.generate_ids(rows, config)]
@@ -177,23 +179,29 @@ def _compiled_generate(predictor, rows, config) -> str:
                           jax.random.PRNGKey(0)).compile().as_text()
 
 
-def test_beam_search_on_a_mesh_reorders_caches_without_collectives(tiny):
-  """Each device reorders the caches of its own inputs' beams.
+@pytest.mark.parametrize("config", [
+    decoding.DecodingConfig(max_new_tokens=MAX_NEW),
+    decoding.DecodingConfig(method="sample", top_k=5, top_p=0.9,
+                            max_new_tokens=MAX_NEW),
+    decoding.DecodingConfig(method="beam", max_new_tokens=MAX_NEW)],
+    ids=["greedy", "sample", "beam"])
+def test_data_parallel_decoding_moves_no_rows_between_devices(tiny, config):
+  """Every device decodes its own rows: no all-gather in the program.
 
-  A gather by flat row index made XLA all-gather every self-attention cache
-  onto every device at every step (on a pod: the whole batch's caches).
+  Beam search used to gather caches by flat row index and rank candidates
+  with a TopK that XLA does not split along the batch: both all-gathered
+  the whole batch's tensors (caches; beams x vocabulary scores) onto every
+  device at every step. So did top-p sampling's scatter.
   """
-  meshed = inference.Predictor.from_checkpoint(
+  data_parallel = inference.Predictor.from_checkpoint(
       tiny.model, tiny.checkpoint, vocabularies.demo_vocabulary(),
-      batch_size=8, partitioner=partitioning.Partitioner(
-          partitioning.PartitioningConfig(num_partitions=2)))
-  hlo = _compiled_generate(meshed, _rows(tiny.inputs), decoding.DecodingConfig(
-      method="beam", max_new_tokens=MAX_NEW))
-  # Self-attention caches are [rows, heads, MAX_NEW, head_dim].
-  cache_gathers = [line for line in hlo.splitlines()
-                   if " all-gather(" in line and
-                   re.search(rf"= f32\[\d+,\d+,{MAX_NEW},\d+\]", line)]
-  assert not cache_gathers, cache_gathers[0]
+      batch_size=8, partitioner=partitioning.Partitioner())
+  assert dict(data_parallel.partitioner.mesh.shape) == {"data": 8,
+                                                       "model": 1}
+  hlo = _compiled_generate(data_parallel, _rows(tiny.inputs), config)
+  gathers = [line for line in hlo.splitlines()
+             if re.search(r" all-gather(-start)?\(", line)]
+  assert not gathers, gathers[0]
 
 
 @pytest.mark.parametrize("scanned", [False, True])
