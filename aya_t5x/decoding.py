@@ -13,6 +13,7 @@ temperature or filtering; beam search ranks by that sum divided by
 """
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -87,15 +88,19 @@ def on_own_rows(fn: Callable[..., Any]) -> Callable[..., Any]:
   all-gather the operands onto every device; for beam search that is every
   input's beams x vocabulary scores at every step. Under a mesh and logical
   axis rules that shard `batch` (as `Partitioner.activate` sets), each
-  device runs fn on its shard; elsewhere fn runs as it is.
+  device runs fn on its shard; elsewhere (or for a batch the devices do not
+  divide) fn runs as it is.
   """
   def run(*arrays):
     mesh = jax.sharding.get_abstract_mesh()
     batch_axes = nn.logical_to_mesh_axes(("batch",))[0]
     if mesh.empty or batch_axes is None:
       return fn(*arrays)
-    rows = PartitionSpec(batch_axes)
     names = set(batch_axes) if isinstance(batch_axes, tuple) else {batch_axes}
+    devices = math.prod(mesh.shape[name] for name in names)
+    if any(array.shape[0] % devices for array in arrays):
+      return fn(*arrays)
+    rows = PartitionSpec(batch_axes)
     return jax.shard_map(fn, mesh=mesh, in_specs=(rows,) * len(arrays),
                          out_specs=rows, axis_names=names)(*arrays)
   return run

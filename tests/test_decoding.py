@@ -204,6 +204,19 @@ def test_data_parallel_decoding_moves_no_rows_between_devices(tiny, config):
   assert not gathers, gathers[0]
 
 
+@pytest.mark.parametrize("rows", [8, 4])
+def test_top_k_on_own_rows_equals_top_k(rows):
+  """Sharded rows (8 over 8 devices) and an undividable batch (4) alike."""
+  partitioner = partitioning.Partitioner()
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(rows, 50)),
+                  jnp.float32)
+  with partitioner.activate():
+    values, ids = jax.jit(lambda v: decoding.top_k(v, 3))(x)
+  expected_values, expected_ids = jax.lax.top_k(x, 3)
+  np.testing.assert_array_equal(values, expected_values)
+  np.testing.assert_array_equal(ids, expected_ids)
+
+
 @pytest.mark.parametrize("scanned", [False, True])
 def test_reorder_cache_moves_rows_within_each_input(scanned):
   batch, beams, heads, length, kv = 2, 3, 2, 4, 5
