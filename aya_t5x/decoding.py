@@ -147,17 +147,13 @@ def forbid_early_eos(scores: Array, step: Array,
   return jnp.where(early, NEG_INF, scores)
 
 
-def first_argmax(logits: Array) -> Array:
-  """argmax over the last axis (ties to the lowest id), as two reductions.
+def max_and_first_argmax(logits: Array) -> tuple[Array, Array]:
+  """The maximum over the last axis and its first index (ties: lowest id).
 
-  XLA's CPU argmax is a variadic (value, index) reduction that is not
-  vectorised: 3x slower than a max followed by a min over matching ids,
-  and it ran at every decoding step.
+  As two reductions: XLA's CPU argmax is a variadic (value, index)
+  reduction that is not vectorised, 3x slower than a max followed by a min
+  over matching ids, and it ran at every decoding step.
   """
-  return _max_and_first_argmax(logits)[1]
-
-
-def _max_and_first_argmax(logits: Array) -> tuple[Array, Array]:
   ids = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
   best = jnp.max(logits, axis=-1, keepdims=True)
   first = jnp.min(jnp.where(logits == best, ids, logits.shape[-1] - 1),
@@ -190,7 +186,7 @@ def _greedy_token(logits: Array, step: Array, config: DecodingConfig
   maximum or EOS's logit. Three reductions over the vocabulary in all,
   where argmax plus `token_log_likelihood` take five.
   """
-  best, token = _max_and_first_argmax(forbid_early_eos(logits, step, config))
+  best, token = max_and_first_argmax(forbid_early_eos(logits, step, config))
   top = jnp.maximum(best, logits[:, EOS_ID])
   log_normaliser = top + jnp.log(
       jnp.sum(jnp.exp(logits - top[:, None]), axis=-1))

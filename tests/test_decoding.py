@@ -286,13 +286,28 @@ def test_generation_score_is_the_sum_of_token_log_likelihoods(tiny):
   assert generation.score == pytest.approx(float(rescored), rel=1e-4)
 
 
-def test_first_argmax_is_argmax_with_ties_to_the_lowest_id():
+def test_max_and_first_argmax_are_max_and_argmax_with_ties_to_the_lowest_id():
   logits = np.random.default_rng(0).normal(size=(6, 50)).astype(np.float32)
   logits[1, [3, 7, 40]] = 9.0  # A three-way tie: the lowest id wins.
   logits[2, :] = 0.0
-  chosen = np.asarray(decoding.first_argmax(jnp.asarray(logits)))
+  best, chosen = map(np.asarray,
+                     decoding.max_and_first_argmax(jnp.asarray(logits)))
   np.testing.assert_array_equal(chosen, np.argmax(logits, axis=-1))
+  np.testing.assert_array_equal(best, np.max(logits, axis=-1))
   assert chosen[1] == 3 and chosen[2] == 0
+
+
+def test_greedy_score_is_the_unrestricted_log_likelihood_when_eos_is_forbidden():
+  """EOS is the likeliest token but forbidden: the runner-up is emitted and
+  scored under the model's full distribution (EOS's mass included)."""
+  logits = jnp.asarray([[0.5, 30.0, 2.0, 1.0], [0.0, 1.0, 3.0, -2.0]])
+  step_fn = lambda previous, cache: (logits, cache)
+  tokens, scores = decoding.sample_or_greedy(
+      step_fn, {}, 2, decoding.DecodingConfig(max_new_tokens=2,
+                                              min_new_tokens=2))
+  np.testing.assert_array_equal(tokens, [[2, 2], [2, 2]])
+  log_probs = np.asarray(jax.nn.log_softmax(logits))
+  np.testing.assert_allclose(scores, 2 * log_probs[:, 2], rtol=1e-6)
 
 
 def test_token_log_likelihood_is_the_log_softmax_entry():
