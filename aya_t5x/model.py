@@ -260,28 +260,20 @@ class EncoderDecoderModel:
 
 
 def reorder_cache(cache, beam_indices: Array):
-  """Row (b, j) takes the decoded-so-far keys/values of beam indices[b, j].
+  """Beam (b, j) continues beam indices[b, j]: it takes over that beam's
+  ancestry, the cache slot holding each of its decoded positions.
 
-  Only self-attention caches differ between an input's beams; the
-  cross-attention ones and the position counter are left as they are.
-  Scanned layers keep their caches under `layers` with a leading layer axis.
-  The gather runs within each input's beams (a batched gather over the
-  batch axis), so on a data-parallel mesh every device reorders its own
-  rows: a gather by flat row index would make XLA all-gather every cache
-  onto every device at every step.
+  Keys and values stay where their beam wrote them (an input's beams share
+  one self-attention cache row; see `network.MultiHeadAttention._cached`),
+  so a step moves [batch, beams, length] slot ids, not every layer's
+  caches. The gather is within each input, so on a data-parallel mesh
+  every device reorders its own rows.
   """
-  batch, beams = beam_indices.shape
-
-  def gather(path, x):
-    names = [getattr(k, "key", None) for k in path]
-    if "self_attention" not in names:
+  def reorder(path, x):
+    if getattr(path[-1], "key", None) != "ancestry":
       return x
-    axis = 1 if "layers" in names else 0
-    grouped = x.reshape(x.shape[:axis] + (batch, beams) + x.shape[axis + 1:])
-    index = beam_indices.reshape((1,) * axis + (batch, beams) +
-                                 (1,) * (x.ndim - axis - 1))
     # Beam indices are in range by construction; "clip" skips the NaN-fill
     # select of the default mode.
-    return jnp.take_along_axis(grouped, index, axis=axis + 1,
-                               mode="clip").reshape(x.shape)
-  return jax.tree_util.tree_map_with_path(gather, cache)
+    return jnp.take_along_axis(x, beam_indices[:, :, None], axis=1,
+                               mode="clip")
+  return jax.tree_util.tree_map_with_path(reorder, cache)

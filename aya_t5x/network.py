@@ -324,6 +324,7 @@ class MultiHeadAttention(nn.Module):
   dtype: Any
   kv_cache: str | None = None  # None (training), SELF_CACHE or CROSS_CACHE.
   cache_length: int = 0  # Positions of a SELF_CACHE, fixed at its creation.
+  cache_beams: int = 1  # Rows per input sharing a SELF_CACHE (beam search).
 
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Array | None, bias: Array,
@@ -406,13 +407,20 @@ class MultiHeadAttention(nn.Module):
     output is discarded). Later self attention calls write their one
     position and read all positions; the causal bias hides those not
     decoded yet.
+
+    In beam search an input's beams share one self-attention cache row,
+    [inputs, heads, beams * length, kv]: beam j writes position t at
+    j * length + t and never moves it. A beam's history is spread over the
+    slots of its ancestors; the decoder's bias lets each beam see exactly
+    those (see `Decoder._step_biases`), so no step gathers the caches.
     """
     if not self.has_variable("cache", "cached_key"):
       if self.kv_cache == CROSS_CACHE:
         keep = lambda x: x
       else:
         keep = lambda x: jnp.zeros(
-            x.shape[:2] + (self.cache_length,) + x.shape[3:], x.dtype)
+            (x.shape[0] // self.cache_beams, x.shape[1],
+             self.cache_beams * self.cache_length) + x.shape[3:], x.dtype)
       self.variable("cache", "cached_key", keep, key)
       self.variable("cache", "cached_value", keep, value)
       return key, value
@@ -420,12 +428,21 @@ class MultiHeadAttention(nn.Module):
       return key, value
     cached_key = self.variable("cache", "cached_key")
     cached_value = self.variable("cache", "cached_value")
-    start = (0, 0, position, 0)  # [batch, heads, length, kv]
-    cached_key.value = jax.lax.dynamic_update_slice(
-        cached_key.value, key.astype(cached_key.value.dtype), start)
-    cached_value.value = jax.lax.dynamic_update_slice(
-        cached_value.value, value.astype(cached_value.value.dtype), start)
+    cached_key.value = _write_position(cached_key.value, key, position)
+    cached_value.value = _write_position(cached_value.value, value, position)
     return cached_key.value, cached_value.value
+
+
+def _write_position(cache: Array, new: Array, position: Array) -> Array:
+  """Writes new [rows, heads, 1, kv] at `position` of every row's slots in
+  cache [inputs, heads, beams * length, kv] (beams = rows / inputs)."""
+  inputs, heads, slots, kv = cache.shape
+  beams = new.shape[0] // inputs
+  new = new.reshape(inputs, beams, heads, 1, kv).transpose(0, 2, 1, 3, 4)
+  grouped = cache.reshape(inputs, heads, beams, slots // beams, kv)
+  grouped = jax.lax.dynamic_update_slice(
+      grouped, new.astype(cache.dtype), (0, 0, 0, position, 0))
+  return grouped.reshape(cache.shape)
 
 
 class GatedMlp(nn.Module):
@@ -465,10 +482,11 @@ def _residual_dropout(config: T5Config, x: Array, deterministic: bool):
 
 
 def _attention(config: T5Config, name: str, kv_cache: str | None = None,
-               cache_length: int = 0) -> MultiHeadAttention:
+               cache_length: int = 0, cache_beams: int = 1
+               ) -> MultiHeadAttention:
   return MultiHeadAttention(config.num_heads, config.head_dim,
                             config.dropout_rate, config.activation_dtype,
-                            kv_cache, cache_length, name=name)
+                            kv_cache, cache_length, cache_beams, name=name)
 
 
 def _mlp(config: T5Config, fuse_inputs: bool = False) -> GatedMlp:
@@ -504,6 +522,7 @@ class DecoderLayer(nn.Module):
   deterministic: bool
   decode: bool = False  # Incremental decoding with key/value caches.
   cache_length: int = 0  # Self-attention cache positions (cache creation).
+  cache_beams: int = 1  # Rows per input (beam search; cache creation).
 
   @nn.compact
   def __call__(self, x: Array, encoded: Array, self_bias: Array,
@@ -512,8 +531,9 @@ class DecoderLayer(nn.Module):
     self_cache, cross_cache = ((SELF_CACHE, CROSS_CACHE) if self.decode
                                else (None, None))
     y = _norm(cfg, "pre_self_attention_layer_norm")(x)
-    y = _attention(cfg, "self_attention", self_cache, self.cache_length)(
-        y, None, self_bias, deterministic, position)
+    y = _attention(cfg, "self_attention", self_cache, self.cache_length,
+                   self.cache_beams)(y, None, self_bias, deterministic,
+                                     position)
     x = x + _residual_dropout(cfg, y, deterministic)
     y = _norm(cfg, "pre_cross_attention_layer_norm")(x)
     y = _attention(cfg, "encoder_decoder_attention", cross_cache)(
@@ -644,12 +664,20 @@ class Decoder(nn.Module):
         cfg.num_heads, bidirectional=False, dtype=cfg.activation_dtype,
         name="relpos_bias")
     position = None
+    # Rows per input: beam search decodes an input's beams side by side.
+    beams = decoder_input_tokens.shape[0] // encoder_tokens.shape[0]
     if decode and self.has_variable("cache", "position"):
       self_bias, cross_bias, position = self._step_biases(relpos,
                                                           encoder_tokens)
     else:
       if decode:  # The cache-creating call.
         self.variable("cache", "position", jnp.zeros, (), jnp.int32)
+        if beams > 1:
+          # Which slot row of its input's shared cache holds each position
+          # of every beam (see MultiHeadAttention._cached).
+          self.variable("cache", "ancestry", jnp.zeros,
+                        (encoder_tokens.shape[0], beams, cache_length),
+                        jnp.int32)
       self_bias, cross_bias = self._full_biases(
           relpos, encoder_tokens, decoder_target_tokens, encoder_segment_ids,
           decoder_segment_ids)
@@ -659,7 +687,8 @@ class Decoder(nn.Module):
     layer_args = (encoded, self_bias, cross_bias)
     if position is not None:
       layer_args += (position,)
-    decoding = dict(decode=True, cache_length=cache_length) if decode else {}
+    decoding = (dict(decode=True, cache_length=cache_length,
+                     cache_beams=beams) if decode else {})
     y = _run_layers(cfg, DecoderLayer, cfg.num_decoder_layers, deterministic,
                     y, *layer_args, **decoding)
     y = _norm(cfg, "decoder_norm")(y)
@@ -701,13 +730,29 @@ class Decoder(nn.Module):
     counter.value = position + 1
     # The length of the self-attention cache, set by the creating call.
     length = self._cache_length()
-    decoded = (jnp.arange(length) <= position)[None, None, :]
-    self_bias = _mask_bias(decoded) + relpos(1, length, position)
+    decoded = jnp.arange(length) <= position
+    relpos_row = relpos(1, length, position)  # [1, heads, 1, length]
     cross_bias = _mask_bias((encoder_tokens > 0)[:, None, :])
+    if not self.has_variable("cache", "ancestry"):
+      return (_mask_bias(decoded[None, None, :]) + relpos_row, cross_bias,
+              position)
+    # Beam search: beam j writes this position into its own slot row j; it
+    # sees slot row i at position t where its ancestor at t was row i.
+    ancestry = self.variable("cache", "ancestry")
+    inputs, beams, _ = ancestry.value.shape
+    ancestry.value = jnp.where(jnp.arange(length) == position,
+                               jnp.arange(beams)[None, :, None],
+                               ancestry.value)
+    visible = ((ancestry.value[:, :, None, :] ==
+                jnp.arange(beams)[None, None, :, None]) & decoded)
+    self_bias = (_mask_bias(visible.reshape(inputs, beams, beams * length)) +
+                 jnp.tile(relpos_row, (1, 1, 1, beams)))
     return self_bias, cross_bias, position
 
   def _cache_length(self) -> int:
     cache = self.variables["cache"]
+    if "ancestry" in cache:
+      return cache["ancestry"].shape[-1]
     layer = cache["layers"] if "layers" in cache else cache["layers_0"]
     key = layer["self_attention"]["cached_key"]
     return key.shape[-2]  # [(layers,) batch, heads, length, kv]

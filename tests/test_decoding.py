@@ -35,8 +35,8 @@ def tiny(tmp_path_factory):
   hf_model = hf_fixtures.build_mt5()
   with torch.no_grad():
     hf_model.lm_head.weight[decoding.EOS_ID] *= 2.0
-  imported = commands.hf_to_aya(hf_fixtures.save(hf_model, str(root / "hf")),
-                                str(root / "aya"))
+  hf_dir = hf_fixtures.save(hf_model, str(root / "hf"))
+  imported = commands.hf_to_aya(hf_dir, str(root / "aya"))
   config = dataclasses.replace(imported.config, dtype="float32")
   model = model_lib.EncoderDecoderModel(config)
   predictor = inference.Predictor.from_checkpoint(
@@ -45,7 +45,8 @@ def tiny(tmp_path_factory):
       partitioner=partitioning.Partitioner(devices=jax.devices()[:1]))
   inputs = hf_fixtures.multilingual_batch()["encoder_input_tokens"]
   return types.SimpleNamespace(hf=hf_model, model=model, predictor=predictor,
-                               inputs=inputs, checkpoint=imported.checkpoint)
+                               inputs=inputs, checkpoint=imported.checkpoint,
+                               hf_dir=hf_dir, root=root)
 
 
 def _rows(inputs: np.ndarray) -> list[list[int]]:
@@ -80,6 +81,24 @@ def test_beam_search_returns_transformers_best_sequence(tiny):
   ours = _ours(tiny, method="beam", num_beams=4, length_penalty=1.0)
   assert ours == theirs
   assert ours != _ours(tiny, method="greedy")  # Beams found something else.
+
+
+def test_beam_search_with_scanned_layers_returns_transformers_best_sequence(
+    tiny):
+  """Scanned decoder caches carry a leading layer axis; beams still share
+  each input's cache row through the decoder's ancestry."""
+  imported = commands.hf_to_aya(tiny.hf_dir, str(tiny.root / "scanned"),
+                                scan_layers=True)
+  model = model_lib.EncoderDecoderModel(dataclasses.replace(
+      imported.config, dtype="float32"))
+  predictor = inference.Predictor.from_checkpoint(
+      model, imported.checkpoint, vocabularies.demo_vocabulary(),
+      batch_size=8,
+      partitioner=partitioning.Partitioner(devices=jax.devices()[:1]))
+  config = decoding.DecodingConfig(method="beam", max_new_tokens=MAX_NEW)
+  ours = [g.tokens for g in predictor.generate_ids(_rows(tiny.inputs), config)]
+  assert ours == _hf_generate(tiny, do_sample=False, num_beams=4,
+                              length_penalty=1.0)
 
 
 def test_min_new_tokens_matches_transformers(tiny):
@@ -217,26 +236,22 @@ def test_top_k_on_own_rows_equals_top_k(rows):
   np.testing.assert_array_equal(ids, expected_ids)
 
 
-@pytest.mark.parametrize("scanned", [False, True])
-def test_reorder_cache_moves_rows_within_each_input(scanned):
-  batch, beams, heads, length, kv = 2, 3, 2, 4, 5
-  rows = np.arange(batch * beams * heads * length * kv, dtype=np.float32)
-  rows = rows.reshape(batch * beams, heads, length, kv)
-  stacked = (lambda x: np.stack([x, -x])) if scanned else (lambda x: x)
-  layer = {"self_attention": {"cached_key": stacked(rows),
-                              "cached_value": stacked(rows + 0.5)},
-           "encoder_decoder_attention": {"cached_key": stacked(rows)}}
-  cache = {"decoder": {"layers" if scanned else "layers_0": layer}}
+def test_reorder_cache_moves_ancestry_within_each_input_not_the_caches():
+  batch, beams, length = 2, 3, 4
+  ancestry = np.arange(batch * beams * length, dtype=np.int32).reshape(
+      batch, beams, length)
+  keys = np.arange(batch * 2 * beams * length * 5, dtype=np.float32).reshape(
+      batch, 2, beams * length, 5)
+  cache = {"decoder": {"ancestry": ancestry, "position": np.int32(2),
+                       "layers_0": {"self_attention": {"cached_key": keys}}}}
   indices = np.array([[2, 2, 0], [1, 0, 1]], np.int32)
   out = model_lib.reorder_cache(cache, jnp.asarray(indices))
-  out_layer = out["decoder"]["layers" if scanned else "layers_0"]
-  source = (np.arange(batch)[:, None] * beams + indices).reshape(-1)
-  np.testing.assert_array_equal(out_layer["self_attention"]["cached_key"],
-                                stacked(rows[source]))
-  np.testing.assert_array_equal(out_layer["self_attention"]["cached_value"],
-                                stacked(rows[source] + 0.5))
   np.testing.assert_array_equal(
-      out_layer["encoder_decoder_attention"]["cached_key"], stacked(rows))
+      out["decoder"]["ancestry"],
+      ancestry[np.arange(batch)[:, None], indices])
+  np.testing.assert_array_equal(
+      out["decoder"]["layers_0"]["self_attention"]["cached_key"], keys)
+  assert out["decoder"]["position"] == 2
 
 
 def test_score_equals_log_likelihood_from_logits(tiny):
