@@ -83,10 +83,10 @@ def on_own_rows(fn: Callable[..., Any]) -> Callable[..., Any]:
   """fn over [batch, ...] arrays, run by every device on its own rows.
 
   For row-wise work that XLA's SPMD partitioner does not split along the
-  batch: TopK (split only along the axis it ranks) and scatters with
-  computed row indices. On a mesh that shards the batch it would first
-  all-gather the operands onto every device; for beam search that is every
-  input's beams x vocabulary scores at every step. Under a mesh and logical
+  batch, such as TopK (split only along the axis it ranks). On a mesh that
+  shards the batch it would first all-gather the operands onto every
+  device; for beam search that is every input's beams x vocabulary scores
+  at every step. Under a mesh and logical
   axis rules that shard `batch` (as `Partitioner.activate` sets), each
   device runs fn on its shard; elsewhere (or for a batch the devices do not
   divide) fn runs as it is.
@@ -120,19 +120,59 @@ def filter_logits(logits: Array, config: DecodingConfig) -> Array:
   """
   logits = logits / config.temperature
   if config.top_k:
-    kth = jax.lax.top_k(logits, config.top_k)[0][:, -1:]
-    logits = jnp.where(logits < kth, NEG_INF, logits)
+    # The k-th largest logit: the smallest whose strictly-higher count is
+    # below k (ties with it stay). XLA's CPU TopK took 1.25 ms a step here.
+    keys = _order_keys(logits)
+    kth = _smallest_key_where(keys, lambda t: jnp.sum(
+        keys > t, axis=-1, keepdims=True) < config.top_k)
+    logits = jnp.where(keys < kth, NEG_INF, logits)
   if config.top_p < 1.0:
-    order = jnp.argsort(-logits, axis=-1)
-    sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
-    probs = jax.nn.softmax(sorted_logits, axis=-1)
-    mass_above = jnp.cumsum(probs, axis=-1) - probs
-    keep_sorted = mass_above < config.top_p
-    keep_sorted = keep_sorted.at[:, 0].set(True)
-    keep = jnp.zeros_like(keep_sorted).at[
-        jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)
-    logits = jnp.where(keep, logits, NEG_INF)
+    logits = jnp.where(nucleus(logits, config.top_p), logits, NEG_INF)
   return logits
+
+
+def _order_keys(x: Array) -> Array:
+  """uint32 keys ordered as the float32 values x are."""
+  bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+  sign = jnp.uint32(0x80000000)
+  return jnp.where(bits & sign, ~bits, bits | sign)
+
+
+def _smallest_key_where(keys: Array, holds: Callable[[Array], Array]
+                        ) -> Array:
+  """Per row of keys [batch, n], the smallest t in [min, max] of the row
+  with holds(t) [batch, 1], for holds false below some t and true from it
+  on (true at the maximum): a bisection over the 32-bit keys."""
+  def bisect(_, bounds):
+    low, high = bounds
+    middle = low + (high - low) // 2
+    found = holds(middle)
+    return jnp.where(found, low, middle + 1), jnp.where(found, middle, high)
+
+  bounds = (jnp.min(keys, axis=-1, keepdims=True),
+            jnp.max(keys, axis=-1, keepdims=True))
+  return jax.lax.fori_loop(0, 32, bisect, bounds)[0]
+
+
+def nucleus(logits: Array, top_p: float) -> Array:
+  """Whether each token of [batch, vocab] logits is in the top-p nucleus.
+
+  Ranked by logit (ties to the lower id), a token is kept when the mass
+  ranked above it is below top_p, so the likeliest always is. Found without
+  sorting the vocabulary (XLA's CPU sort took 1.5 ms a step for 8 x 1280):
+  the cutoff is the smallest logit t whose strictly-higher mass is below
+  top_p, found by a 32-step bisection over the logits' order keys; tokens
+  tied at t are then kept in id order while the mass above stays below.
+  """
+  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+  keys = _order_keys(logits)
+  mass_above = lambda t: jnp.sum(jnp.where(keys > t, probs, 0.0), axis=-1,
+                                 keepdims=True)
+  cutoff = _smallest_key_where(keys, lambda t: mass_above(t) < top_p)
+  tied = jnp.where(keys == cutoff, probs, 0.0)
+  tied_before = jnp.cumsum(tied, axis=-1) - tied
+  return (keys > cutoff) | ((keys == cutoff) &
+                            (mass_above(cutoff) + tied_before < top_p))
 
 
 def forbid_early_eos(scores: Array, step: Array,
@@ -196,8 +236,7 @@ def _greedy_token(logits: Array, step: Array, config: DecodingConfig
 def _sampled_token(logits: Array, step: Array, config: DecodingConfig,
                    rng: Array) -> tuple[Array, Array]:
   """A token drawn from the filtered distribution and its log-likelihood."""
-  allowed = on_own_rows(lambda rows: filter_logits(
-      forbid_early_eos(rows, step, config), config))(logits)
+  allowed = filter_logits(forbid_early_eos(logits, step, config), config)
   token = jax.random.categorical(rng, allowed).astype(jnp.int32)
   return token, token_log_likelihood(logits, token)
 

@@ -169,6 +169,41 @@ def test_top_p_keeps_the_smallest_set_reaching_the_mass():
   assert np.asarray(top2 > -1e8).sum() == 2
 
 
+def _nucleus_by_sorting(logits: np.ndarray, top_p: float) -> np.ndarray:
+  """The definition: rank (ties to the lower id), keep while mass above < p."""
+  keep = np.zeros(logits.shape, bool)
+  for row, values in enumerate(logits.astype(np.float64)):
+    order = np.argsort(-values, kind="stable")
+    probs = np.exp(values - values.max())
+    probs = probs[order] / probs.sum()
+    keep[row, order] = np.cumsum(probs) - probs < top_p
+  return keep
+
+
+@pytest.mark.parametrize("top_p", [0.05, 0.3, 0.5, 0.8, 0.95])
+def test_nucleus_equals_the_sorted_definition_ties_included(top_p):
+  rng = np.random.default_rng(2)
+  logits = np.concatenate([rng.normal(scale=3.0, size=(6, 200)),
+                           rng.integers(-3, 4, size=(6, 200))])  # Ties.
+  logits = logits.astype(np.float32)
+  ours = np.asarray(decoding.nucleus(jnp.asarray(logits), top_p))
+  np.testing.assert_array_equal(ours, _nucleus_by_sorting(logits, top_p))
+  assert ours.sum(axis=1).min() >= 1
+
+
+@pytest.mark.parametrize("k", [1, 7, 50, 200])
+def test_top_k_filter_keeps_the_k_largest_and_their_ties(k):
+  rng = np.random.default_rng(3)
+  logits = np.concatenate([rng.normal(scale=3.0, size=(4, 200)),
+                           rng.integers(-3, 4, size=(4, 200))])  # Ties.
+  logits = logits.astype(np.float32)
+  kept = np.asarray(decoding.filter_logits(
+      jnp.asarray(logits), decoding.DecodingConfig(method="sample", top_k=k))
+      > decoding.NEG_INF / 2)
+  kth = np.sort(logits, axis=1)[:, -k][:, None]
+  np.testing.assert_array_equal(kept, logits >= kth)
+
+
 def test_decoding_on_a_4x2_mesh_equals_one_device(tiny):
   assert jax.device_count() == 8
   meshed = inference.Predictor.from_checkpoint(
