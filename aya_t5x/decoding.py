@@ -86,10 +86,9 @@ def on_own_rows(fn: Callable[..., Any]) -> Callable[..., Any]:
   batch, such as TopK (split only along the axis it ranks). On a mesh that
   shards the batch it would first all-gather the operands onto every
   device; for beam search that is every input's beams x vocabulary scores
-  at every step. Under a mesh and logical
-  axis rules that shard `batch` (as `Partitioner.activate` sets), each
-  device runs fn on its shard; elsewhere (or for a batch the devices do not
-  divide) fn runs as it is.
+  at every step. Under a mesh and logical axis rules that shard `batch` (as
+  `Partitioner.activate` sets), each device runs fn on its shard; elsewhere
+  (or for a batch the devices do not divide) fn runs as it is.
   """
   def run(*arrays):
     mesh = jax.sharding.get_abstract_mesh()
