@@ -24,6 +24,7 @@ Run from the repository root:
 
   .venv/bin/python bench/decode.py --configs tiny,small --rounds 5
   .venv/bin/python bench/decode.py --configs tiny,small --cpu_devices 2
+  .venv/bin/python bench/decode.py --configs tiny,small --methods sample
 """
 
 import argparse
@@ -113,12 +114,15 @@ def bench(name: str, method: str, rounds: int, calls_per_round: int) -> dict:
   ours, params = _our_model(hf_model, cfg, partitioner)
   rng = np.random.default_rng(0)
   inputs = rng.integers(2, cfg.vocab_size, (BATCH, INPUT_LEN), np.int32)
+  # Sampling: the Aya paper's open-ended setting (no top-k on either side).
+  sampling = dict(temperature=0.9, top_p=0.8) if method == "sample" else {}
   config = decoding.DecodingConfig(
       method=method, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-      num_beams=4)
+      num_beams=4, **sampling)
   generate = _generate_fn(ours, params, partitioner, config)
   hf_kwargs = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-                   do_sample=False, num_beams=config.rows_per_input)
+                   do_sample=method == "sample", top_k=0,
+                   num_beams=config.rows_per_input, **sampling)
   ids = torch.from_numpy(inputs.astype(np.int64))
 
   def run_ours():
@@ -131,7 +135,9 @@ def bench(name: str, method: str, rounds: int, calls_per_round: int) -> dict:
     assert out.shape == (BATCH, NEW_TOKENS + 1), out.shape
 
   tokens, _ = generate(inputs)  # Compile; check the work is equal.
-  assert (np.asarray(tokens) > 1).all(), "EOS or pad generated"
+  # Sampling may draw the pad id like any other token; nobody draws EOS.
+  assert (np.asarray(tokens) != decoding.EOS_ID).all(), "EOS generated"
+  assert method == "sample" or (np.asarray(tokens) > 1).all(), "pad"
   run_theirs()  # Warm-up.
   ours_s, theirs_s, round_ratios = [], [], []
   for _ in range(rounds):
@@ -153,7 +159,9 @@ def bench(name: str, method: str, rounds: int, calls_per_round: int) -> dict:
 def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--configs", default="tiny,small")
-  parser.add_argument("--methods", default="greedy,beam")
+  parser.add_argument("--methods", default="greedy,beam",
+                      help="of greedy, beam (4 beams), sample (top-p 0.8, "
+                           "temperature 0.9)")
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--calls_per_round", type=int, default=3,
                       help="back-to-back generate calls per side per round")
