@@ -79,35 +79,27 @@ class DecodingConfig:
     return self.num_beams if self.method == "beam" else 1
 
 
-def on_own_rows(fn: Callable[..., Any]) -> Callable[..., Any]:
-  """fn over [batch, ...] arrays, run by every device on its own rows.
-
-  For row-wise work that XLA's SPMD partitioner does not split along the
-  batch, such as TopK (split only along the axis it ranks). On a mesh that
-  shards the batch it would first all-gather the operands onto every
-  device; for beam search that is every input's beams x vocabulary scores
-  at every step. Under a mesh and logical axis rules that shard `batch` (as
-  `Partitioner.activate` sets), each device runs fn on its shard; elsewhere
-  (or for a batch the devices do not divide) fn runs as it is.
-  """
-  def run(*arrays):
-    mesh = jax.sharding.get_abstract_mesh()
-    batch_axes = nn.logical_to_mesh_axes(("batch",))[0]
-    if mesh.empty or batch_axes is None:
-      return fn(*arrays)
-    names = set(batch_axes) if isinstance(batch_axes, tuple) else {batch_axes}
-    devices = math.prod(mesh.shape[name] for name in names)
-    if any(array.shape[0] % devices for array in arrays):
-      return fn(*arrays)
-    rows = PartitionSpec(batch_axes)
-    return jax.shard_map(fn, mesh=mesh, in_specs=(rows,) * len(arrays),
-                         out_specs=rows, axis_names=names)(*arrays)
-  return run
-
-
 def top_k(x: Array, k: int) -> tuple[Array, Array]:
-  """`jax.lax.top_k` of every row of x [batch, n], where the row lives."""
-  return on_own_rows(lambda rows: tuple(jax.lax.top_k(rows, k)))(x)
+  """`jax.lax.top_k` of every row of x [batch, n], on the row's devices.
+
+  XLA's SPMD partitioner splits TopK only along the axis it ranks: on a
+  mesh that shards the batch it first all-gathers x onto every device (for
+  beam search, every input's beams x vocabulary scores at every step).
+  Under a mesh and logical axis rules that shard `batch` (as
+  `Partitioner.activate` sets), each device ranks its own rows instead;
+  elsewhere, or for a batch the devices do not divide, it is plain TopK.
+  """
+  rank = lambda rows: tuple(jax.lax.top_k(rows, k))
+  mesh = jax.sharding.get_abstract_mesh()
+  batch_axes = nn.logical_to_mesh_axes(("batch",))[0]
+  if mesh.empty or batch_axes is None:
+    return rank(x)
+  names = set(batch_axes) if isinstance(batch_axes, tuple) else {batch_axes}
+  if x.shape[0] % math.prod(mesh.shape[name] for name in names):
+    return rank(x)
+  rows = PartitionSpec(batch_axes)
+  return jax.shard_map(rank, mesh=mesh, in_specs=rows, out_specs=rows,
+                       axis_names=names)(x)
 
 
 def filter_logits(logits: Array, config: DecodingConfig) -> Array:

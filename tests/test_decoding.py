@@ -259,7 +259,7 @@ def test_data_parallel_decoding_moves_no_rows_between_devices(tiny, config):
 
 
 @pytest.mark.parametrize("rows", [8, 4])
-def test_top_k_on_own_rows_equals_top_k(rows):
+def test_top_k_on_a_data_mesh_equals_lax_top_k(rows):
   """Sharded rows (8 over 8 devices) and an undividable batch (4) alike."""
   partitioner = partitioning.Partitioner()
   x = jnp.asarray(np.random.default_rng(0).normal(size=(rows, 50)),
