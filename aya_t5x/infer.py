@@ -176,7 +176,9 @@ def resume_point(path: str, rows: Sequence[Row]) -> int:
   return done
 
 
-def _append(path: str, rows: Sequence[Row]) -> None:
+def append_jsonl(path: str, rows: Sequence[Row]) -> None:
+  """Appends rows as JSON lines, flushed to disk (a crash loses at most
+  the line being written, which `resume_point` drops)."""
   with open(path, "a", encoding="utf-8") as f:
     for row in rows:
       f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -213,9 +215,9 @@ def infer(*, model: model_lib.EncoderDecoderModel,
       chunk = rows[begin:begin + predictor.batch_size]
       generations = predictor.generate([r["inputs"] for r in chunk],
                                        decoding_config)
-      _append(config.output_path,
-              [_output_row(begin + i, row, g, config.write_scores)
-               for i, (row, g) in enumerate(zip(chunk, generations))])
+      append_jsonl(config.output_path,
+                   [_output_row(begin + i, row, g, config.write_scores)
+                    for i, (row, g) in enumerate(zip(chunk, generations))])
       bar.update(len(chunk))
   return summary
 

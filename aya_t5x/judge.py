@@ -274,6 +274,9 @@ class JudgeClient:
   backoff_s: float = 2.0
   temperature: float = 0.0
   max_tokens: int = 1024
+  # Nucleus sampling; None leaves it to the server (the judge samples
+  # greedily; a teacher endpoint uses the paper's 0.8).
+  top_p: float | None = None
 
   @property
   def endpoint(self) -> str:
@@ -281,9 +284,11 @@ class JudgeClient:
 
   def _request(self, messages: Sequence[Mapping[str, str]]
                ) -> urllib.request.Request:
-    body = json.dumps({"model": self.model, "messages": list(messages),
-                       "temperature": self.temperature,
-                       "max_tokens": self.max_tokens}).encode("utf-8")
+    fields = {"model": self.model, "messages": list(messages),
+              "temperature": self.temperature, "max_tokens": self.max_tokens}
+    if self.top_p is not None:
+      fields["top_p"] = self.top_p
+    body = json.dumps(fields).encode("utf-8")
     headers = {"Content-Type": "application/json"}
     if self.api_key:
       headers["Authorization"] = f"Bearer {self.api_key}"
