@@ -12,6 +12,22 @@ PACKAGE_DIR = {
 }
 
 
+def _packages():
+  """Every folder under the three package roots, data folders included.
+
+  Namespace discovery lists the asset and data folders (which hold no
+  __init__.py) as packages too: setuptools then installs their files as
+  package data without a "Package would be ignored" warning for each.
+  """
+  found = []
+  for name, folder in PACKAGE_DIR.items():
+    found.append(name)
+    found += [f"{name}.{p}" for p in setuptools.find_namespace_packages(
+        folder, exclude=["*__pycache__*"])
+              if f"{name}.{p}" not in PACKAGE_DIR]
+  return found
+
+
 def _read_pins(path):
   with open(path) as f:
     return [l.strip() for l in f if l.strip() and not l.startswith("#")]
@@ -22,15 +38,13 @@ setuptools.setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=["aya_t5x", "aya_t5x.*"])
-    + ["aya_t5x.tasks", "aya_t5x.mixtures"]
-    + [f"aya_t5x.tasks.{p}" for p in setuptools.find_packages("tasks")],
+    packages=_packages(),
     package_dir=PACKAGE_DIR,
-    package_data={
-        "aya_t5x": ["assets/**/*"],
-        "aya_t5x.tasks": ["data/**/*"],
-    },
-    include_package_data=True,
+    # Every file of the data folders (vocabularies, language tables, the
+    # shipped sample data); they are listed as packages above, so setuptools
+    # neither warns about them nor leaves them out.
+    package_data={"": ["*"]},
+    exclude_package_data={"": ["*.pyc"]},
     install_requires=_read_pins("requirements/core.txt"),
     extras_require={
         "test": _read_pins("requirements/test.txt"),

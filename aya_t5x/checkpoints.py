@@ -121,6 +121,20 @@ class RestoreCheckpointConfig:
                        f"{RESTORE_MODES}, got {self.mode!r}.")
 
 
+def absolute(path: epath.PathLike) -> epath.Path:
+  """`path`, made absolute when it is local.
+
+  Orbax refuses relative paths ("Checkpoint path should be absolute"), and
+  users type them (`--gin.CHECKPOINT_PATH="'demo_run/checkpoint_400'"`):
+  every path a user gives is resolved against the working directory here,
+  before Orbax sees it. Remote paths (gs://...) are left as they are.
+  """
+  text = os.fspath(path)
+  if "://" in text:
+    return epath.Path(text)
+  return epath.Path(os.path.abspath(os.path.expanduser(text)))
+
+
 # --------------------------------------------- finding finished checkpoints ---
 
 
@@ -373,7 +387,7 @@ def resolve_state_dir(path: epath.PathLike) -> epath.Path:
     FileNotFoundError: `path` holds no Orbax PyTree checkpoint, with a hint
       for the usual mix-ups (a run folder, a legacy T5X checkpoint).
   """
-  path = epath.Path(path)
+  path = absolute(path)
   if (path / STATE_ITEM / TREE_METADATA_FILE).exists():
     return path / STATE_ITEM
   if (path / TREE_METADATA_FILE).exists():
@@ -396,7 +410,7 @@ def read_tree_metadata(state_dir: epath.PathLike) -> PyTree:
   # metadata inside the item folder and warns that there is none.
   handler = ocp.PyTreeCheckpointHandler()
   try:
-    return handler.metadata(epath.Path(state_dir)).tree
+    return handler.metadata(absolute(state_dir)).tree
   finally:
     handler.close()
 
@@ -426,7 +440,7 @@ def restore_state_tree(state_dir: epath.PathLike, abstract: PyTree, *,
   Returns:
     The restored tree, same structure as `abstract`.
   """
-  state_dir = epath.Path(state_dir)
+  state_dir = absolute(state_dir)
   found = read_tree_metadata(state_dir)
   missing = check_tree_fits(abstract, found, strict=strict,
                             where=str(state_dir))
@@ -459,7 +473,7 @@ def restore_params_tree(state_dir: epath.PathLike, abstract_params: PyTree, *,
                         strict: bool = True,
                         fallback_params: PyTree = None) -> PyTree:
   """Restores only the parameters, from our layout or upstream T5X's."""
-  state_dir = epath.Path(state_dir)
+  state_dir = absolute(state_dir)
   found = read_tree_metadata(state_dir)
   key = _params_key(found, state_dir)
   missing = check_tree_fits(abstract_params, found[key], strict=strict,
@@ -524,7 +538,7 @@ class Checkpointer:
                config: CheckpointConfig | None = None,
                read_only: bool = False):
     self._config = config or CheckpointConfig()
-    self._dir = epath.Path(model_dir)
+    self._dir = absolute(model_dir)
     self._name_format = _CommittedStepNameFormat()
     self._manager = ocp.CheckpointManager(
         self._dir,
@@ -674,7 +688,7 @@ def restore_from_path(path: epath.PathLike, abstract_state: PyTree, *,
   (recognised by their files); `aya_t5x.convert` reads their parameters
   tensor by tensor onto the devices.
   """
-  path = epath.Path(path)
+  path = absolute(path)
   # Imported here: aya_t5x.convert builds on this module.
   from aya_t5x.convert import sources  # pylint: disable=g-import-not-at-top
   if sources.detect_format(path) is not None:
@@ -745,7 +759,7 @@ def restore_or_init(checkpointer: Checkpointer,
 def _path_for_mode(config: RestoreCheckpointConfig) -> epath.Path:
   """The checkpoint folder `config` names (newest one for mode 'latest')."""
   if config.mode == "specific":
-    return epath.Path(config.path)
+    return absolute(config.path)
   steps = committed_steps(config.path)
   if not steps:
     raise FileNotFoundError(f"RestoreCheckpointConfig(mode='latest'): no "

@@ -15,6 +15,13 @@ EVAL_OUTPUT_DIR, then prints the Markdown table.
 """
 
 import importlib
+import sys
+
+# Run as a program: hide native start-up noise before the heavy imports
+# (aya_t5x.startup; --verbose shows it).
+from aya_t5x import startup  # pylint: disable=g-bad-import-order
+if __name__ == "__main__":
+  startup.begin(sys.argv)
 
 from aya_t5x import eval_report
 from aya_t5x import gin_utils
@@ -28,6 +35,7 @@ def main(command_line: gin_utils.CommandLine) -> dict:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   multihost.initialize(multihost.config_from_command_line(command_line))
+  startup.ready()
   evaluation = importlib.import_module("aya_t5x.evaluation")
   with evaluation.SETUP.usage_errors(TypeError, ValueError,
                                      FileNotFoundError, KeyError):

@@ -19,6 +19,8 @@ from typing import Callable, Sequence
 
 import gin
 
+from aya_t5x import startup
+
 # The repository's gin/ folder (a checkout or an editable install).
 DEFAULT_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin")
@@ -43,6 +45,8 @@ class CommandLine:
   # --seqio_additional_cache_dirs (comma separated, repeatable): where
   # SeqIO also looks for cached tasks (USE_CACHED_TASKS).
   seqio_additional_cache_dirs: list[str]
+  # --verbose: native start-up logs (aya_t5x.startup) and INFO log lines.
+  verbose: bool = False
 
 
 def parse_command_line(argv: Sequence[str]) -> CommandLine:
@@ -56,6 +60,7 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
   parser.add_argument("--process_count", type=int, default=None)
   parser.add_argument("--process_index", type=int, default=None)
   parser.add_argument("--multiprocess", action="store_true")
+  parser.add_argument("--verbose", action="store_true")
   parser.add_argument("--seqio_additional_cache_dirs", action="append",
                       default=[])
   known, rest = parser.parse_known_args(argv)
@@ -66,7 +71,7 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
                        "--gin.NAME=VALUE, --gin_bindings, --gin_search_paths, "
                        "--tfds_data_dir, --seqio_additional_cache_dirs, "
                        "--multiprocess, --coordinator_address, "
-                       "--process_count, --process_index.")
+                       "--process_count, --process_index, --verbose.")
     name, sep, value = arg[len("--gin."):].partition("=")
     if not sep or not name:
       raise UsageError(f"{arg!r}: expected --gin.NAME=VALUE.")
@@ -76,7 +81,8 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
                 for d in flag.split(",") if d]
   return CommandLine(known.gin_file, bindings, search, known.tfds_data_dir,
                      known.coordinator_address, known.process_count,
-                     known.process_index, known.multiprocess, cache_dirs)
+                     known.process_index, known.multiprocess, cache_dirs,
+                     known.verbose)
 
 
 def _resolve_gin_file(path: str, search_paths: Sequence[str]) -> str:
@@ -217,10 +223,31 @@ def exit_status(action: Callable[[], object],
   return 0
 
 
+def set_verbosity(verbose: bool) -> None:
+  """absl's INFO lines with --verbose; warnings and errors only without."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.INFO if verbose
+                             else absl_logging.WARNING)
+
+
+def _main_with(main: Callable[[CommandLine], object],
+               argv: Sequence[str]) -> object:
+  command_line = parse_command_line(argv)
+  set_verbosity(command_line.verbose)
+  return main(command_line)
+
+
 def run(main: Callable[[CommandLine], object],
         argv: Sequence[str] | None = None) -> None:
-  """Runs a CLI entry point; usage errors print one line and exit 2."""
+  """Runs a CLI entry point; usage errors print one line and exit 2.
+
+  Start-up noise hidden by `aya_t5x.startup.begin` is released here at the
+  latest (a usage error stops the CLI before its own `startup.ready()`).
+  """
   argv = sys.argv[1:] if argv is None else argv
-  status = exit_status(lambda: main(parse_command_line(argv)))
+  try:
+    status = exit_status(lambda: _main_with(main, argv))
+  finally:
+    startup.end()
   if status:
     sys.exit(status)

@@ -12,8 +12,15 @@ included. SIGTERM (a TPU VM preemption) saves a checkpoint and exits 0.
 import dataclasses
 import importlib
 import os
+import sys
 import time
 from typing import Any, Callable, Mapping
+
+# Run as a program: hide native start-up noise before the heavy imports
+# (aya_t5x.startup; --verbose shows it).
+from aya_t5x import startup  # pylint: disable=g-bad-import-order
+if __name__ == "__main__":
+  startup.begin(sys.argv)
 
 from absl import logging
 import gin
@@ -320,6 +327,7 @@ def main(command_line: gin_utils.CommandLine) -> dict:
   gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
                       command_line.gin_search_paths)
   _initialize_runtime(command_line)
+  startup.ready()
   with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError):
     summary = train()  # pylint: disable=missing-kwoa  (gin supplies them)
   print(format_summary(summary), flush=True)

@@ -19,6 +19,12 @@ import re
 import sys
 from typing import Sequence
 
+# Run as a program: hide native start-up noise before the heavy imports
+# (aya_t5x.startup; --verbose shows it).
+from aya_t5x import startup  # pylint: disable=g-bad-import-order
+if __name__ == "__main__":
+  startup.begin(sys.argv)
+
 from aya_t5x import gin_utils
 from aya_t5x.convert import commands
 
@@ -56,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
   out.add_argument("--dtype", default="float32",
                    choices=("float32", "bfloat16"))
   out.add_argument("--max_shard_size", type=parse_size, default="5GB")
+  for p in (hf_in, t5x_in, out):
+    p.add_argument("--verbose", action="store_true",
+                   help="Show native start-up logs and INFO lines.")
   out.add_argument("--relative_attention_max_distance", type=int, default=128)
   out.add_argument("--layer_norm_epsilon", type=float, default=1e-6)
   return parser
@@ -126,7 +135,11 @@ def _run(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs one conversion; returns the exit status."""
-  args = _parser().parse_args(argv)
+  try:
+    args = _parser().parse_args(argv)
+    gin_utils.set_verbosity(args.verbose)
+  finally:
+    startup.ready()
   return gin_utils.exit_status(lambda: print(_run(args), flush=True),
                                (ValueError, OSError))
 

@@ -315,7 +315,7 @@ def write_checkpoint(output_dir: epath.PathLike, params: PyTree
   # Bounded chunks bound the encoding buffers TensorStore holds while writing.
   save_args = jax.tree.map(
       lambda _: ocp.SaveArgs(chunk_byte_size=_CHUNK_BYTES), state)
-  with ocp.CheckpointManager(epath.Path(output_dir),
+  with ocp.CheckpointManager(checkpoints.absolute(output_dir),
                              item_handlers={checkpoints.STATE_ITEM: handler},
                              options=options) as manager:
     manager.save(0, args=ocp.args.Composite(**{
