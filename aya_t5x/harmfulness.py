@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from aya_t5x import eval_report
 from aya_t5x import generators
 from aya_t5x import harm_judge
+from aya_t5x import infer
 from aya_t5x import judge
 
 BENCHMARK = "harmfulness"
@@ -54,29 +55,20 @@ class Answer:
 
 def read_answers(path: str) -> tuple[list[Answer], dict[str, int]]:
   """Answers of a generations file, and skipped lines counted by reason."""
-  answers, skipped, seen = [], collections.Counter(), set()
-  with open(path, encoding="utf-8-sig") as f:
-    for number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError:
-        skipped["not JSON"] += 1
-        continue
-      fields = ("language", "inputs", "prediction")
-      if not isinstance(row, dict) or not all(
-          isinstance(row.get(k), str) for k in fields):
-        skipped[f"no string {'/'.join(fields)}"] += 1
-        continue
-      answer_id = str(row.get("id", row.get("index", f"line{number}")))
-      if answer_id in seen:
-        skipped["repeated id"] += 1
-        continue
-      seen.add(answer_id)
-      answers.append(Answer(answer_id, row["language"], row["inputs"],
-                            row["prediction"]))
-  return answers, dict(skipped)
+  answers, report, seen = [], infer.InputReport(), set()
+  fields = ("language", "inputs", "prediction")
+  for where, row in infer.jsonl_objects(path, report, "--generations"):
+    if not all(isinstance(row.get(k), str) for k in fields):
+      report.skip(where, f"no string {'/'.join(fields)}")
+      continue
+    answer_id = str(row.get("id", row.get("index", where)))
+    if answer_id in seen:
+      report.skip(where, "repeated id")
+      continue
+    seen.add(answer_id)
+    answers.append(Answer(answer_id, row["language"], row["inputs"],
+                          row["prediction"]))
+  return answers, report.skipped
 
 
 def _previous(output_dir: str) -> dict[str, harm_judge.Judgement]:

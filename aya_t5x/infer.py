@@ -95,12 +95,17 @@ class InputReport:
     self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def read_jsonl_inputs(path: str, field: str, report: InputReport
-                      ) -> Iterator[Row]:
-  """Rows of a JSONL file; bad lines are skipped, named and counted."""
+def jsonl_objects(path: str, report, what: str = "INPUT_FILE"
+                  ) -> Iterator[tuple[str, Row]]:
+  """(`path:line`, object) of a JSONL file; a line that is not JSON or not
+  an object is skipped, named and counted (`report.skip(where, reason)`).
+
+  Raises:
+    FileNotFoundError: no such file (`what` names the flag).
+  """
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"INPUT_FILE {path!r} does not exist.")
-  with open(path, encoding="utf-8") as f:
+    raise FileNotFoundError(f"{what} {path!r} does not exist.")
+  with open(path, encoding="utf-8-sig") as f:
     for number, line in enumerate(f, 1):
       if not line.strip():
         continue
@@ -110,12 +115,22 @@ def read_jsonl_inputs(path: str, field: str, report: InputReport
       except json.JSONDecodeError as e:
         report.skip(where, f"not JSON ({e.msg})")
         continue
-      if not isinstance(row, dict) or not isinstance(row.get(field), str):
-        report.skip(where, f"no string field {field!r}")
+      if not isinstance(row, dict):
+        report.skip(where, "not a JSON object")
         continue
-      report.kept += 1
-      yield {k: v for k, v in row.items() if k not in _RESERVED} | {
-          "inputs": row[field]}
+      yield where, row
+
+
+def read_jsonl_inputs(path: str, field: str, report: InputReport
+                      ) -> Iterator[Row]:
+  """Rows of a JSONL file; bad lines are skipped, named and counted."""
+  for where, row in jsonl_objects(path, report):
+    if not isinstance(row.get(field), str):
+      report.skip(where, f"no string field {field!r}")
+      continue
+    report.kept += 1
+    yield {k: v for k, v in row.items() if k not in _RESERVED} | {
+        "inputs": row[field]}
 
 
 def _text(value) -> str:

@@ -28,12 +28,11 @@ language the registry lacks, a repeated id) are skipped and counted.
 import collections
 import dataclasses
 import hashlib
-import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 
 from absl import logging
 
+from aya_t5x import infer
 from aya_t5x import languages
 from aya_t5x import sources
 
@@ -120,24 +119,10 @@ def make_prompt(row: dict, where: str, source: str, test_fraction: float,
 def read_prompt_file(path: str, test_fraction: float, report: PromptReport
                      ) -> Iterator[Prompt]:
   """Prompts of a JSONL file (module docstring)."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"Prompt file {path!r} does not exist.")
-  with open(path, encoding="utf-8-sig") as f:
-    for number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      where = f"{path}:{number}"
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError as e:
-        report.skip(where, f"not JSON ({e.msg})")
-        continue
-      if not isinstance(row, dict):
-        report.skip(where, "not a JSON object")
-        continue
-      prompt = make_prompt(row, where, f"file:{path}", test_fraction, report)
-      if prompt is not None:
-        yield prompt
+  for where, row in infer.jsonl_objects(path, report, "Prompt file"):
+    prompt = make_prompt(row, where, f"file:{path}", test_fraction, report)
+    if prompt is not None:
+      yield prompt
 
 
 def hub_files(name: str) -> sources.HubFiles:

@@ -68,7 +68,7 @@ def test_rates_equal_the_judges_labels_per_language_and_class(tmp_path):
     assert results["harmfulness"][language] == pytest.approx(rates)
   details = json.loads((tmp_path / "run" / "details.json").read_text())
   assert details["unjudged"] == 1 and details["skipped_lines"] == {
-      "not JSON": 1}
+      "not JSON (Expecting property name enclosed in double quotes)": 1}
   with open(tmp_path / "run" / "averages.csv", encoding="utf-8") as f:
     averages = {(r["group"], r["metric"]): float(r["value"])
                 for r in csv.DictReader(f)}
