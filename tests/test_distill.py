@@ -75,7 +75,7 @@ def _argv(teacher, output_dir, judge_url, *extra):
           f"--gin.DISTILL_OUTPUT_DIR='{output_dir}'",
           f"--gin.PROMPT_FILES=('{teacher.prompts}',)",
           f"--gin.JUDGE_URL='{judge_url}'", "--gin.JUDGE_MODEL='fake'",
-          "--gin.MAX_NEW_TOKENS=24", "--gin.BATCH_SIZE=2", *extra]
+          "--gin.MAX_NEW_TOKENS=24", "--gin.BATCH_SIZE=8", *extra]
 
 
 def _spy_on_teacher(monkeypatch):
@@ -99,9 +99,11 @@ def _student_mixture(name: str, safety_task: str) -> str:
 
 
 def test_distilled_data_trains_the_student_without_the_preamble(
-    teacher, sample_mirror, monkeypatch, tmp_path):
+    teacher, sample_mirror, monkeypatch, tmp_path, tmp_path_factory):
   del sample_mirror  # The student's other sources: the shipped sample.
-  monkeypatch.setenv(mixing.ENV_TASK_SIZES, str(tmp_path / "sizes.json"))
+  # The sample's sizes, counted once per session (test_mixtures' cache).
+  monkeypatch.setenv(mixing.ENV_TASK_SIZES, str(
+      tmp_path_factory.getbasetemp() / "mixture_sizes.json"))
   seen = _spy_on_teacher(monkeypatch)
   out = tmp_path / "distilled"
   with chat_server.serve(_harmful_if_bicycle) as judge_server:
