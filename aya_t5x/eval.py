@@ -24,14 +24,15 @@ if __name__ == "__main__":
   startup.begin(sys.argv)
 
 from aya_t5x import eval_report
+from aya_t5x import architecture
 from aya_t5x import gin_utils
 from aya_t5x import multihost
 
 
 def main(command_line: gin_utils.CommandLine) -> dict:
   """Parses gin, evaluates, prints the table; set-up mistakes exit 2."""
-  gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
-                      command_line.gin_search_paths)
+  # The checkpoint's own model.gin (if any) after the given gin files.
+  architecture.parse_gin_with_checkpoint(command_line)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   multihost.initialize(multihost.config_from_command_line(command_line))

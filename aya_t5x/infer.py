@@ -31,6 +31,7 @@ import tqdm
 
 from aya_t5x import data
 from aya_t5x import decoding
+from aya_t5x import architecture
 from aya_t5x import gin_utils
 from aya_t5x import inference
 from aya_t5x import model as model_lib
@@ -254,8 +255,8 @@ def _output_row(index: int, row: Mapping[str, Any],
 
 def main(command_line: gin_utils.CommandLine) -> dict[str, Any]:
   """Parses gin, then generates; set-up mistakes are usage errors (exit 2)."""
-  gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
-                      command_line.gin_search_paths)
+  # The checkpoint's own model.gin (if any) after the given gin files.
+  architecture.parse_gin_with_checkpoint(command_line)
   startup.ready()
   with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError):
     summary = infer()  # pylint: disable=missing-kwoa  (gin supplies them)

@@ -27,6 +27,7 @@ import gin
 import jax
 import numpy as np
 
+from aya_t5x import architecture
 from aya_t5x import checkpoints
 from aya_t5x import data
 from aya_t5x import gin_utils
@@ -262,6 +263,8 @@ def train(*,
              else None, benchmark_eval=benchmark_eval)
   state = _restore_or_init(run, restore_cfg)
   _SETUP.finish()
+  if jax.process_index() == 0:
+    architecture.write(model_dir, model.config, f"the run in {model_dir}")
   start_step = int(jax.device_get(state["step"]))
   initial_eval = final_eval = None
   if eval_cfg is not None and start_step == 0:

@@ -414,3 +414,37 @@ def test_cli_hf_to_aya_reports_checkpoint_and_memory(tiny, tmp_path, capsys):
   assert f"INITIAL_CHECKPOINT_PATH='{tmp_path}/out/checkpoint_0'" in out
   assert "peak host memory" in out and "ratio" in out
   assert os.path.exists(tmp_path / "out" / commands.MODEL_GIN)
+
+
+# ------------------------------------------------------ architecture ---
+
+
+def test_export_reads_the_architecture_beside_the_checkpoint(tiny):
+  """No --gin_file: model.gin (max distance 20, not mT5's 128) is used."""
+  export = str(tiny.root / "export_own_architecture")
+  commands.aya_to_hf(tiny.imported.checkpoint, export)
+  with open(os.path.join(export, "config.json")) as f:
+    assert json.load(f)["relative_attention_max_distance"] == 20
+  np.testing.assert_array_equal(
+      hf_fixtures.hf_logits(hf_fixtures.load(export), tiny.batch),
+      hf_fixtures.hf_logits(tiny.model, tiny.batch))
+
+
+def test_export_without_architecture_asks_for_what_shapes_cannot_tell(
+    tiny, tmp_path, capsys):
+  bare = tmp_path / "bare" / "checkpoint_0"
+  shutil.copytree(tiny.imported.checkpoint, bare)
+  argv = ["aya_to_hf", f"--checkpoint={bare}",
+          f"--output_dir={tmp_path / 'hf'}"]
+  assert cli.main(argv) == 2
+  error = capsys.readouterr().err.strip()
+  assert len(error.splitlines()) == 1
+  assert ("--relative_attention_max_distance=... --layer_norm_epsilon=..."
+          in error), error
+  assert not os.path.exists(tmp_path / "hf" / "config.json")
+  assert cli.main(argv + ["--relative_attention_max_distance=20",
+                          "--layer_norm_epsilon=1e-6"]) == 0
+  np.testing.assert_array_equal(
+      hf_fixtures.hf_logits(hf_fixtures.load(str(tmp_path / "hf")),
+                            tiny.batch),
+      hf_fixtures.hf_logits(tiny.model, tiny.batch))

@@ -116,7 +116,12 @@ def test_full_state_restore_of_legacy_checkpoint_asks_for_params_only():
 def test_upstream_t5x_weights_export_to_transformers_with_the_same_logits(
     tmp_path):
   export = str(tmp_path / "hf")
-  commands.aya_to_hf(_orbax_dir(), export)  # Architecture from the shapes.
+  # Architecture from the shapes, plus the two fields shapes do not record.
+  commands.aya_to_hf(
+      _orbax_dir(), export,
+      relative_attention_max_distance=(
+          golden.CONFIG.relative_attention_max_distance),
+      layer_norm_epsilon=golden.CONFIG.layer_norm_epsilon)
   batch = {k: np.asarray(v) for k, v in golden.first_batch().items()}
 
   theirs = hf_fixtures.hf_logits(hf_fixtures.load(export), batch)

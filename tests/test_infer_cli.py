@@ -130,14 +130,14 @@ def test_an_error_while_generating_is_not_swallowed_as_a_usage_error(
   assert not isinstance(info.value, gin_utils.UsageError)
 
 
-def test_relative_checkpoint_input_and_output_paths(setup, monkeypatch):
-  """The README's command names everything relative to the clone."""
+def test_relative_paths_and_the_architecture_beside_the_checkpoint(setup, monkeypatch):
+  """The README's command names everything relative to the clone, and
+  gives no model.gin: the one beside the checkpoint is read."""
   monkeypatch.chdir(setup.root)
   checkpoint = os.path.relpath(setup.imported.checkpoint, setup.root)
   assert not os.path.isabs(checkpoint)
   summary = infer.main(gin_utils.parse_command_line([
       f"--gin_file={REPO}/gin/models/mt5_tiny.gin",
-      f"--gin_file={setup.imported.gin_file}",
       f"--gin_file={REPO}/gin/runs/infer.gin",
       f"--gin.CHECKPOINT_PATH='{checkpoint}'",
       "--gin.INPUT_FILE='prompts.jsonl'", "--gin.INFER_OUTPUT_DIR='rel_out'",

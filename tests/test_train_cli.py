@@ -99,6 +99,10 @@ def test_resume_after_sigterm_matches_an_uninterrupted_run(tmp_path):
   straight, preempted = tmp_path / "straight", tmp_path / "preempted"
   code, out = _run(RESUME_ARGS, straight)
   assert code == 0, out
+  # The run's architecture beside its checkpoints (aya_t5x.architecture).
+  model_gin = (straight / "model.gin").read_text()
+  assert "emb_dim = 128" in model_gin
+  assert "relative_attention_max_distance = 128" in model_gin
 
   proc = _cli(RESUME_ARGS, preempted)
   metrics = preempted / "train_metrics.jsonl"

@@ -5,7 +5,7 @@ r"""Command line of the weight conversions.
   python -m aya_t5x.convert t5x_to_aya --checkpoint=T5X_CKPT \
       --output_dir=OUT [--scan_layers]
   python -m aya_t5x.convert aya_to_hf --checkpoint=CKPT --output_dir=DIR \
-      [--gin_file=OUT/model.gin] [--spm_model=spm.model] \
+      [--gin_file=MODEL.gin] [--spm_model=spm.model] \
       [--dtype=float32|bfloat16] [--max_shard_size=5GB]
 
 A mistake (a missing file, an unsupported config.json field, a tensor that
@@ -65,8 +65,10 @@ def _parser() -> argparse.ArgumentParser:
   for p in (hf_in, t5x_in, out):
     p.add_argument("--verbose", action="store_true",
                    help="Show native start-up logs and INFO lines.")
-  out.add_argument("--relative_attention_max_distance", type=int, default=128)
-  out.add_argument("--layer_norm_epsilon", type=float, default=1e-6)
+  # No default: parameter shapes do not record them (aya_t5x.architecture).
+  out.add_argument("--relative_attention_max_distance", type=int,
+                   default=None)
+  out.add_argument("--layer_norm_epsilon", type=float, default=None)
   return parser
 
 

@@ -19,6 +19,7 @@ import gin
 import jax
 import numpy as np
 
+from aya_t5x import architecture
 from aya_t5x import checkpoints
 from aya_t5x import gin_utils
 from aya_t5x import network
@@ -27,7 +28,7 @@ from aya_t5x.convert import layout
 from aya_t5x.convert import sources
 from aya_t5x.convert import t5x_legacy
 
-MODEL_GIN = "model.gin"  # Architecture bindings written next to checkpoint_0.
+MODEL_GIN = architecture.FILE_NAME  # Architecture beside checkpoint_0.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,19 +45,8 @@ class ImportResult:
 
 
 def model_gin(config: network.T5Config, origin: str) -> str:
-  """Gin bindings of `config`'s architecture, to include after a model gin."""
-  fields = ("vocab_size", "emb_dim", "num_heads", "num_encoder_layers",
-            "num_decoder_layers", "head_dim", "mlp_dim", "mlp_activations",
-            "logits_via_embedding", "relative_attention_num_buckets",
-            "relative_attention_max_distance", "layer_norm_epsilon")
-  lines = [
-      f"# Architecture of {origin}, written by `python -m aya_t5x.convert`.",
-      "# Include after a model gin, e.g. --gin_file=gin/models/mt5_xxl.gin "
-      "--gin_file=THIS.",
-      "from __gin__ import dynamic_registration", "",
-      "from aya_t5x import network", "", "network.T5Config:"]
-  lines += [f"  {name} = {getattr(config, name)!r}" for name in fields]
-  return "\n".join(lines) + "\n"
+  """Gin bindings of `config`'s architecture (`architecture.gin_text`)."""
+  return architecture.gin_text(config, origin)
 
 
 def _count_layers(shapes: Mapping[str, tuple], stack: str) -> int:
@@ -65,12 +55,12 @@ def _count_layers(shapes: Mapping[str, tuple], stack: str) -> int:
 
 
 def infer_config(shapes: Mapping[str, tuple], *,
-                 relative_attention_max_distance: int = 128,
-                 layer_norm_epsilon: float = 1e-6) -> network.T5Config:
+                 relative_attention_max_distance: int,
+                 layer_norm_epsilon: float) -> network.T5Config:
   """The architecture implied by unrolled parameter shapes.
 
   The relative-attention max distance and the norm epsilon leave no trace
-  in shapes: they are arguments (mT5's values by default).
+  in shapes: the caller names them.
 
   Raises:
     checkpoints.CheckpointMismatchError: a parameter needed to infer it is
@@ -150,8 +140,11 @@ def t5x_to_aya(checkpoint: str, output_dir: str, *,
                scan_layers: bool = False) -> ImportResult:
   """Legacy T5X checkpoint (local or gs://) -> `output_dir/checkpoint_0`."""
   source = t5x_legacy.LegacyT5xSource(checkpoint)
-  config = dataclasses.replace(infer_config(source.shapes()),
-                               scan_layers=scan_layers)
+  # Shape-less fields do not change what is imported; no model.gin is
+  # written, so an export of it still asks for them.
+  config = dataclasses.replace(
+      infer_config(source.shapes(), relative_attention_max_distance=128,
+                   layer_norm_epsilon=1e-6), scan_layers=scan_layers)
   target, num_params = _import(source, config, output_dir)
   return ImportResult(target, config, None, num_params, 4 * num_params)
 
@@ -179,36 +172,48 @@ def aya_to_hf(checkpoint: str, output_dir: str, *,
               spm_model: str | None = None,
               dtype: str = "float32",
               max_shard_bytes: int = 5 * 2**30,
-              relative_attention_max_distance: int = 128,
-              layer_norm_epsilon: float = 1e-6) -> hf.ExportResult:
+              relative_attention_max_distance: int | None = None,
+              layer_norm_epsilon: float | None = None) -> hf.ExportResult:
   """Checkpoint -> Hugging Face folder that transformers loads untied.
 
   Args:
     checkpoint: a `checkpoint_N` folder (ours or upstream T5X, Orbax or
       legacy).
     output_dir: the model folder to write; must not hold a model yet.
-    gin_files: gin files binding `network.T5Config` (e.g. the `model.gin`
-      hf_to_aya wrote, or gin/models/mt5_xxl.gin); without them the
-      architecture is inferred from the parameter shapes plus the two
-      arguments below.
-    spm_model: SentencePiece model to carry as spiece.model.
+    gin_files: gin files binding `network.T5Config` (e.g.
+      gin/models/mt5_xxl.gin); by default the `model.gin` beside the
+      checkpoint (`aya_t5x.architecture`), else the architecture is read
+      from the parameter shapes plus the two arguments below.
+    spm_model: SentencePiece model to carry as spiece.model (with a
+      tokenizer.json that keeps its byte fallback).
     dtype: "float32" or "bfloat16" weights.
     max_shard_bytes: shard size above which the weights are split.
-    relative_attention_max_distance: used when no gin file is given.
-    layer_norm_epsilon: used when no gin file is given.
+    relative_attention_max_distance: overrides the gin's; required when
+      there is no gin (shapes do not record it).
+    layer_norm_epsilon: likewise.
 
   Raises:
+    ValueError: no gin and a shape-less field not given (naming it).
     checkpoints.CheckpointMismatchError: the parameters do not fit the
       architecture (naming each parameter).
   """
   flat = read_unrolled(checkpoint)
+  given = {"relative_attention_max_distance": relative_attention_max_distance,
+           "layer_norm_epsilon": layer_norm_epsilon}
+  given = {k: v for k, v in given.items() if v is not None}
+  gin_files = list(gin_files) or [
+      f for f in [architecture.find(str(checkpoint))] if f]
   if gin_files:
-    config = config_from_gin(gin_files)
+    config = dataclasses.replace(config_from_gin(gin_files), **given)
   else:
-    config = infer_config(
-        {p: a.shape for p, a in flat.items()},
-        relative_attention_max_distance=relative_attention_max_distance,
-        layer_norm_epsilon=layer_norm_epsilon)
+    missing = [f for f in architecture.SHAPELESS_FIELDS if f not in given]
+    if missing:
+      raise ValueError(
+          f"{checkpoint} has no {architecture.FILE_NAME} beside it and its "
+          f"shapes do not record {' or '.join(missing)}: pass --gin_file "
+          f"(the model's gin) or {' '.join(f'--{f}=...' for f in missing)} "
+          "(mT5: 128, 1e-06).")
+    config = infer_config({p: a.shape for p, a in flat.items()}, **given)
   config = dataclasses.replace(config, scan_layers=False)
   sources.check_fits(sources.ArraySource(flat, checkpoint),
                      sources.abstract_params(config), strict=True)

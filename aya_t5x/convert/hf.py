@@ -31,6 +31,7 @@ import numpy as np
 from aya_t5x import network
 from aya_t5x.convert import layout
 from aya_t5x.convert import safetensors_io
+from aya_t5x.convert import tokenizer
 
 CONFIG_FILE = "config.json"
 SINGLE_FILE = "model.safetensors"
@@ -344,14 +345,13 @@ def _write_json(path: str, value: Any) -> None:
 
 
 def _write_tokenizer(spm_model: str, output_dir: str) -> None:
-  """Carries the SentencePiece model so `AutoTokenizer` finds a T5Tokenizer."""
-  if not os.path.isfile(spm_model):
-    raise FileNotFoundError(f"--spm_model {spm_model} not found.")
+  """spiece.model, and the tokenizer.json `AutoTokenizer` loads (it keeps
+  byte fallback, so it gives our ids: `aya_t5x.convert.tokenizer`)."""
+  tokenizer.write(spm_model, output_dir)
   shutil.copyfile(spm_model, os.path.join(output_dir, SPM_FILE))
   _write_json(os.path.join(output_dir, "tokenizer_config.json"), {
-      "tokenizer_class": "T5Tokenizer", "eos_token": "</s>",
-      "unk_token": "<unk>", "pad_token": "<pad>", "extra_ids": 0,
-      "model_max_length": 1024})
+      "tokenizer_class": "PreTrainedTokenizerFast",
+      **tokenizer.special_tokens(spm_model), "model_max_length": 1024})
 
 
 @dataclasses.dataclass(frozen=True)
