@@ -36,8 +36,15 @@ import dataclasses
 import importlib
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+# Run as a program: hide native start-up noise before the heavy imports
+# (aya_t5x.startup; --verbose shows it).
+from aya_t5x import startup  # pylint: disable=g-bad-import-order
+if __name__ == "__main__":
+  startup.begin(sys.argv)
 
 import gin
 import seqio
@@ -312,6 +319,7 @@ def main(command_line: gin_utils.CommandLine) -> dict[str, Any]:
   """Parses gin, then distils; set-up mistakes are usage errors (exit 2)."""
   gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
                       command_line.gin_search_paths)
+  startup.ready()
   with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError):
     summary = distill()  # pylint: disable=missing-kwoa  (gin supplies them)
   print(f"aya_t5x.distill: {summary['kept']} of {summary['prompts']} "

@@ -33,6 +33,12 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+# Run as a program: hide native start-up noise before the heavy imports
+# (aya_t5x.startup; --verbose shows it).
+from aya_t5x import startup  # pylint: disable=g-bad-import-order
+if __name__ == "__main__":
+  startup.begin(sys.argv)
+
 from aya_t5x import eval_report
 from aya_t5x import generators
 from aya_t5x import harm_judge
@@ -186,11 +192,14 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--timeout_s", type=float, default=120.0)
   parser.add_argument("--fresh", action="store_true",
                       help="Ask about every answer again.")
+  parser.add_argument(startup.VERBOSE_FLAG, action="store_true",
+                      help="Show native libraries' start-up lines.")
   return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parser().parse_args(argv)
+  startup.end()
   try:
     summary = run(args)
   except (ValueError, OSError, judge.JudgeError) as e:

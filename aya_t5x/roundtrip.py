@@ -38,8 +38,15 @@ import hashlib
 import importlib
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+# Run as a program: hide native start-up noise before the heavy imports
+# (aya_t5x.startup; --verbose shows it).
+from aya_t5x import startup  # pylint: disable=g-bad-import-order
+if __name__ == "__main__":
+  startup.begin(sys.argv)
 
 import gin
 import sacrebleu
@@ -345,6 +352,7 @@ def roundtrip(*, config: RoundTripConfig, translator: TranslatorConfig,
 def main(command_line: gin_utils.CommandLine) -> dict[str, Any]:
   gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
                       command_line.gin_search_paths)
+  startup.ready()
   with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError,
                            KeyError):
     summary = roundtrip()  # pylint: disable=missing-kwoa
