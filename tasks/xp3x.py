@@ -7,10 +7,14 @@ for every code and script the registry knows for it: `ara` reads `arb_Arab`,
 its xP3x `dataset` as metadata, so reports and mixtures see the datasets
 inside a language (`sources.count_task(...).kept_by_dataset`).
 
-Filtering (paper section 2): template pruning from the list shipped in
-`data/xp3x_templates.json` (reviewed lists per dataset, a rule-based
-fallback for the others, held-out evaluation datasets), then the common
-hygiene. See `preprocessors.TemplatePruning`.
+Filtering (paper section 2): first decontamination, as xP3x carries
+evaluation splits (FLORES dev/devtest, XL-Sum test, ...): a row whose
+`dataset` and `split` name a split the suite evaluates on is dropped and
+counted as `eval_split:<benchmark>/<split>` (`aya_t5x.contamination`); then
+template pruning from the list shipped in `data/xp3x_templates.json`
+(reviewed lists per dataset, a rule-based fallback for the others, held-out
+evaluation datasets), then the common hygiene. See
+`preprocessors.TemplatePruning`.
 """
 
 import functools
@@ -19,6 +23,7 @@ import os
 
 import seqio
 
+from aya_t5x import contamination
 from aya_t5x import languages
 from aya_t5x import preprocessors
 from aya_t5x import sources
@@ -29,7 +34,8 @@ REPO_ID = "CohereForAI/xP3x"
 TEMPLATES_PATH = os.path.join(registry_helpers.DATA_DIR, "xp3x_templates.json")
 TASK_PREFIX = "aya_xp3x"
 FIELDS = sources.Fields(language=None, dataset="dataset",
-                        extra={"template": "template", "config": "config"})
+                        extra={"template": "template", "config": "config",
+                               "split": "split"})
 
 
 @functools.cache
@@ -65,7 +71,12 @@ def spec(language: str, revision: str | None = None) -> sources.SourceSpec:
           {"train": directory_patterns(language)}),
       fields=FIELDS,
       language=language.code,
-      filters=lambda: (template_pruning(),))
+      filters=filters)
+
+
+def filters() -> tuple[preprocessors.RowFilter, ...]:
+  """Decontamination first (its drops are counted as such), then pruning."""
+  return (contamination.EvalSplitFilter(), template_pruning())
 
 
 def task_name(language: str, prefix: str = TASK_PREFIX) -> str:
