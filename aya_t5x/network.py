@@ -1,7 +1,7 @@
 """The mT5 (T5 v1.1) encoder-decoder network in Flax.
 
 The parameter tree, names and math follow upstream T5X's `t5/network.py`
-exactly (see `../shared/t5x_golden/README.md`), so T5X checkpoints load without
+exactly (see `tests/fixtures/t5x_golden/README.md`), so T5X checkpoints load without
 renaming: one shared `token_embedder`, per-stack `relpos_bias`, pre-norm
 layers with RMS norms, gated-GELU MLPs and a separate `logits_dense` head.
 

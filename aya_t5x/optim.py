@@ -1,6 +1,6 @@
 """Adafactor as T5X runs it, and learning-rate schedules.
 
-The update rule (see `../shared/t5x_golden/README.md`):
+The update rule (see `tests/fixtures/t5x_golden/README.md`):
   beta_t = 1 - (t + 1)^-decay_rate                      (t = 0 first)
   v      = beta_t v + (1 - beta_t)(g^2 + epsilon1)       (factored if large)
   u      = g / sqrt(v);   u /= max(1, RMS(u) / clipping_threshold)

@@ -1,7 +1,7 @@
-"""Access to `../shared/t5x_golden/`, the tiny run made with upstream T5X.
+"""Access to `tests/fixtures/t5x_golden/`, the tiny run made with upstream T5X.
 
-Tests that use it skip with a reason when the folder is not beside the clone
-(it lives outside the repository; CI has it).
+The fixture ships with the repository (its README says what it is and how it
+was made), so the golden tests run on every clone.
 """
 
 import json
@@ -9,16 +9,11 @@ import os
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from aya_t5x import network
 
-GOLDEN_DIR = os.environ.get("AYA_T5X_GOLDEN_DIR", os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
-    "shared", "t5x_golden"))
-requires_golden = pytest.mark.skipif(
-    not os.path.isdir(GOLDEN_DIR),
-    reason=f"upstream T5X golden run not found at {GOLDEN_DIR}")
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "fixtures", "t5x_golden")
 
 # The golden model (README of the golden run): float32 everywhere.
 CONFIG = network.T5Config(vocab_size=640, emb_dim=32, num_heads=2,

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from aya_t5x import checkpoints
+from tests import golden
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-GOLDEN_CHECKPOINT = pathlib.Path(
-    "/work/shared/t5x_golden/checkpoints/checkpoint_0")
+GOLDEN_CHECKPOINT = pathlib.Path(golden.path("checkpoints", "checkpoint_0"))
 
 
 def _mesh() -> Mesh:
@@ -429,8 +429,6 @@ def test_preemption_handler_restores_previous_signal_handler():
 # ------------------------------------------------------ upstream T5X golden ---
 
 
-@pytest.mark.skipif(not GOLDEN_CHECKPOINT.exists(),
-                    reason=f"T5X golden fixture absent: {GOLDEN_CHECKPOINT}")
 def test_reads_params_of_upstream_t5x_orbax_checkpoint():
   params = checkpoints.read_t5x_orbax_params(GOLDEN_CHECKPOINT)
 

@@ -42,7 +42,6 @@ def _assert_bit_identical(actual: dict, expected: dict) -> None:
                                   err_msg=path)
 
 
-@golden.requires_golden
 def test_legacy_t5x_checkpoint_imports_bit_identically_to_the_orbax_one():
   source = t5x_legacy.LegacyT5xSource(_legacy_dir())
   expected = layout.flatten(golden.initial_params())
@@ -53,14 +52,12 @@ def test_legacy_t5x_checkpoint_imports_bit_identically_to_the_orbax_one():
   _assert_bit_identical(imported, expected)
 
 
-@golden.requires_golden
 def test_legacy_arrays_read_in_small_blocks_are_unchanged(monkeypatch):
   monkeypatch.setattr(t5x_legacy, "BLOCK_BYTES", 300)  # A few rows each.
   _assert_bit_identical(commands.read_unrolled(_legacy_dir()),
                         layout.flatten(golden.initial_params()))
 
 
-@golden.requires_golden
 def test_t5x_to_aya_writes_the_legacy_parameters_as_an_orbax_checkpoint(
     tmp_path):
   result = commands.t5x_to_aya(_legacy_dir(), str(tmp_path / "out"))
@@ -71,7 +68,6 @@ def test_t5x_to_aya_writes_the_legacy_parameters_as_an_orbax_checkpoint(
       layout.flatten(golden.initial_params()))
 
 
-@golden.requires_golden
 def test_finetuning_from_legacy_checkpoint_via_initial_checkpoint_path(
     tmp_path):
   """What INITIAL_CHECKPOINT_PATH binds: a params-only, step-reset restore."""
@@ -91,7 +87,6 @@ def test_finetuning_from_legacy_checkpoint_via_initial_checkpoint_path(
   assert float(metrics["loss"]) == pytest.approx(golden.STEP1_LOSS, rel=1e-6)
 
 
-@golden.requires_golden
 def test_legacy_checkpoint_that_does_not_fit_names_the_array(tmp_path):
   trainer = _golden_trainer(dataclasses.replace(golden.CONFIG, mlp_dim=48))
   abstract = trainer.abstract_state()
@@ -104,7 +99,6 @@ def test_legacy_checkpoint_that_does_not_fit_names_the_array(tmp_path):
   assert "the model expects (32, 48)" in str(error.value)
 
 
-@golden.requires_golden
 def test_full_state_restore_of_legacy_checkpoint_asks_for_params_only():
   abstract = _golden_trainer().abstract_state()
   with pytest.raises(checkpoints.CheckpointMismatchError,
@@ -112,7 +106,6 @@ def test_full_state_restore_of_legacy_checkpoint_asks_for_params_only():
     checkpoints.restore_from_path(_legacy_dir(), abstract)
 
 
-@golden.requires_golden
 def test_upstream_t5x_weights_export_to_transformers_with_the_same_logits(
     tmp_path):
   export = str(tmp_path / "hf")

@@ -1,7 +1,6 @@
 """Tests for aya_t5x.data: determinism, packing, resume, sharding, meshes."""
 
 import json
-import os
 
 import jax
 import numpy as np
@@ -10,10 +9,10 @@ import seqio
 import tensorflow as tf
 
 from aya_t5x import data
+from tests import golden
 
 _TASK = "aya_t5x_test_data_tiny"
 _GOLDEN_TASK = "aya_t5x_test_data_golden"
-_GOLDEN_DIR = "/work/shared/t5x_golden"
 _NUM_EXAMPLES = 100
 _LENGTHS = {"inputs": 32, "targets": 32}
 _MODEL_KEYS = {
@@ -287,26 +286,22 @@ def test_pipeline_with_numpy_function_resumes_exactly(tmp_path):
   _assert_same_batches(expected, _take(resumed, 3))
 
 
-@pytest.mark.skipif(
-    not os.path.isdir(_GOLDEN_DIR),
-    reason=f"T5X golden fixture not found at {_GOLDEN_DIR}",
-)
 def test_first_batch_matches_t5x_golden_batch():
   seqio.TaskRegistry.remove(_GOLDEN_TASK)
   vocabulary = seqio.SentencePieceVocabulary(
-      os.path.join(_GOLDEN_DIR, "data", "spm.model"), extra_ids=0
+      golden.path("data", "spm.model"), extra_ids=0
   )
   data.register_jsonl_task(
       _GOLDEN_TASK,
-      {"train": os.path.join(_GOLDEN_DIR, "data", "train.jsonl")},
+      {"train": golden.path("data", "train.jsonl")},
       vocabulary,
   )
   cfg = _config(
       mixture_or_task_name=_GOLDEN_TASK, shuffle=False, seed=None, pack=False
   )
   batch = next(_iterator(cfg))
-  with open(os.path.join(_GOLDEN_DIR, "first_batch.json")) as f:
-    golden = json.load(f)
-  assert set(batch) == set(golden)
-  for key, rows in golden.items():
+  with open(golden.path("first_batch.json")) as f:
+    expected = json.load(f)
+  assert set(batch) == set(expected)
+  for key, rows in expected.items():
     np.testing.assert_array_equal(batch[key], np.array(rows), err_msg=key)

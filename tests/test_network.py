@@ -103,7 +103,6 @@ def test_padding_does_not_change_logits_of_real_tokens():
                              m.logits(params, short), atol=1e-5)
 
 
-@golden.requires_golden
 def test_golden_step_one_loss_equals_upstream_t5x():
   params = golden.initial_params()
   batch = golden.first_batch()
