@@ -182,9 +182,24 @@ class Predictor:
   def _generate_chunk(self, rows: Sequence[Sequence[int]],
                       config: decoding.DecodingConfig,
                       index: int) -> list[Generation]:
-    length = bucket_length(max(len(r) for r in rows), self.max_input_length)
-    tokens = self._put_batch(pad_rows(rows, self.batch_size, length))
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), index)
+    return self.generate_rows(rows, config, rng, self.batch_size)
+
+  def generate_rows(self, rows: Sequence[Sequence[int]],
+                    config: decoding.DecodingConfig, rng: jax.Array,
+                    num_rows: int) -> list[Generation]:
+    """One decoding call over `rows`, padded to `num_rows` rows.
+
+    The server (`aya_t5x.serve`) batches concurrent requests into calls of
+    a few row counts (each compiled once) and picks their RNG itself.
+    """
+    if len(rows) > num_rows or num_rows % self.partitioner.data_parallel_size:
+      raise ValueError(
+          f"generate_rows: {len(rows)} rows padded to num_rows={num_rows}, "
+          "which must hold them and be a multiple of the data parallelism "
+          f"({self.partitioner.data_parallel_size}).")
+    length = bucket_length(max(len(r) for r in rows), self.max_input_length)
+    tokens = self._put_batch(pad_rows(rows, num_rows, length))
     with self.partitioner.activate():
       out_tokens, scores = self._generate_fn(config)(self.params, tokens, rng)
     out_tokens, scores = np.asarray(out_tokens), np.asarray(scores)
