@@ -23,11 +23,13 @@ from typing import Sequence
 
 import gin
 
+from aya_t5x import architecture
 from aya_t5x import decoding
 from aya_t5x import gin_utils
 from aya_t5x import inference
 from aya_t5x import model as model_lib
 from aya_t5x import partitioning
+from aya_t5x import startup
 from aya_t5x import vocabularies
 from aya_t5x.serve import app as app_lib
 from aya_t5x.serve import engine as engine_lib
@@ -66,9 +68,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _model_and_vocabulary(checkpoint: str, gin_flags: Sequence[str]):
   """From the model gin, or (none given) from a Hugging Face folder."""
-  command_line = gin_utils.parse_command_line(gin_flags)
+  command_line = gin_utils.parse_command_line(
+      [f for f in gin_flags if f != startup.VERBOSE_FLAG])
   if command_line.gin_files:
-    gin_utils.parse_gin(command_line.gin_files + ["runs/serve.gin"],
+    # The checkpoint's own model.gin (if any) after the given gin files.
+    found = architecture.find(checkpoint)
+    extra = [found] if found and found not in command_line.gin_files else []
+    gin_utils.parse_gin(command_line.gin_files + extra + ["runs/serve.gin"],
                         command_line.gin_bindings,
                         command_line.gin_search_paths)
     return served_model()  # pylint: disable=no-value-for-parameter
@@ -124,6 +130,7 @@ def main(argv: Sequence[str]) -> None:
   import uvicorn  # pylint: disable=g-import-not-at-top
   args, gin_flags = _parser().parse_known_args(argv)
   with gin_utils.SetupPhase().usage_errors(ValueError, FileNotFoundError):
+    startup.ready()
     service = build_service(args, gin_flags)
   sock = _listen(args.host, args.port)
   server = uvicorn.Server(uvicorn.Config(
