@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class Handler(http.server.BaseHTTPRequestHandler):
+  """Replies `server.policy(messages)`; subclasses add failure modes."""
 
   def do_POST(self):  # pylint: disable=invalid-name
     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -21,11 +22,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if self.path != "/v1/chat/completions":
       return self._send(404, {"error": {"message": "no such route"}})
     reply = self.server.policy(body["messages"])
+    return self.reply(body, reply)
+
+  def reply(self, body, content):
+    """A chat completion whose message is `content`."""
     return self._send(200, {
         "id": "chatcmpl-test", "object": "chat.completion",
         "model": body["model"],
         "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": reply}}]})
+                     "message": {"role": "assistant",
+                                 "content": content}}]})
 
   def _send(self, status, payload):
     data = json.dumps(payload).encode()
@@ -43,7 +49,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def serve(policy: Callable[[list[dict]], str]
           ) -> Iterator[http.server.ThreadingHTTPServer]:
   """A running server; `.url` is its /v1 base, `.requests` what it got."""
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
   server.lock = threading.Lock()
   server.requests = []
   server.policy = policy

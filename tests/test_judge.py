@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from aya_t5x import judge
+from tests import chat_server
 
 _RESPONSE = re.compile(
     r"\[Response (\d)\]\n(.*?)\n\[End of Response \1\]", re.DOTALL)
@@ -30,7 +31,7 @@ def _always_first(first: str, second: str) -> str:
   return "[[1]]"
 
 
-class _FakeJudgeHandler(http.server.BaseHTTPRequestHandler):
+class _FakeJudgeHandler(chat_server.Handler):
   """Answers /v1/chat/completions in the OpenAI chat format."""
 
   def do_POST(self):  # pylint: disable=invalid-name
@@ -54,23 +55,7 @@ class _FakeJudgeHandler(http.server.BaseHTTPRequestHandler):
         server.flaky_failed = True
       if not failed_before:
         return self._send(503, {"error": {"message": "try again"}})
-    reply = server.policy(first, second)
-    return self._send(200, {
-        "id": "chatcmpl-1", "object": "chat.completion",
-        "model": body["model"],
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": reply}}]})
-
-  def _send(self, status, payload):
-    data = json.dumps(payload).encode()
-    self.send_response(status)
-    self.send_header("Content-Type", "application/json")
-    self.send_header("Content-Length", str(len(data)))
-    self.end_headers()
-    self.wfile.write(data)
-
-  def log_message(self, *args):  # Keep pytest's output clean.
-    pass
+    return self.reply(body, server.policy(first, second))
 
 
 @pytest.fixture(name="server")
