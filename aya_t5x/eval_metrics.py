@@ -9,9 +9,14 @@ Two choices here differ from the libraries' defaults, for multilingual text:
 - BLEU. The paper reports spBLEU: sacrebleu with the FLORES-200 SentencePiece
   tokenizer. sacrebleu downloads that model at first use, which fails
   offline, so it is used only when the file is already at
-  `$SACREBLEU/models/flores200sacrebleuspm` (default `~/.sacrebleu`). Without
-  it the score is plain sacrebleu BLEU with the `13a` tokenizer, and the
-  metric's key says so (`bleu_13a`, never `spbleu_flores200`).
+  `$SACREBLEU/models/flores200sacrebleuspm` (default `~/.sacrebleu`; place
+  the file there from any machine that can download it, README). Without
+  it the score is plain sacrebleu BLEU with the sacrebleu tokenizer that
+  suits the target language's script (`fallback_bleu_tokenizer`: `zh` for
+  Chinese, `ja-mecab` for Japanese when MeCab is installed else `char`,
+  `char` for Thai, Lao, Khmer and Myanmar, `13a` otherwise: 13a would score
+  unspaced Chinese 0), and the metric's key says so (`bleu_zh`,
+  `bleu_char`, `bleu_13a`, never `spbleu_flores200`).
 - ROUGE. rouge-score's default tokenizer keeps only `[a-z0-9]`, so Hindi,
   Russian or Chinese summaries score 0. `rouge_lsum` keeps every script:
   words are runs of letters, marks and digits of any script, and scripts
@@ -33,12 +38,18 @@ import sentencepiece
 from rouge_score import rouge_scorer
 from rouge_score import tokenizers as rouge_tokenizers
 
+from aya_t5x import languages
+
 # The file name sacrebleu gives the FLORES-200 SentencePiece model (the
 # basename of its download URL), under $SACREBLEU/models.
 FLORES200_MODEL_NAME = "flores200sacrebleuspm"
 # sacrebleu's BLEU tokenizers that need no download.
-_OFFLINE_BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
+_OFFLINE_BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "ja-mecab", "none")
 _FALLBACK_BLEU_TOKENIZER = "13a"
+# Languages (registry codes) written without spaces between words: sacrebleu's
+# tokenizer for each when spBLEU's model is absent (Japanese: see below).
+_UNSPACED_BLEU_TOKENIZERS = {"zho": "zh", "yue": "zh", "tha": "char",
+                             "lao": "char", "khm": "char", "mya": "char"}
 
 
 def _text(value) -> str:
@@ -73,11 +84,36 @@ def flores200_model_path() -> str:
   return os.path.join(sacrebleu_dir(), "models", FLORES200_MODEL_NAME)
 
 
-def bleu_tokenizer_name() -> str:
-  """`flores200` when its model file is present, else `13a`."""
+def bleu_tokenizer_name(language: str | None = None) -> str:
+  """`flores200` when its model file is present, else the fallback for
+  `language` (`fallback_bleu_tokenizer`; `13a` when no language is given)."""
   if os.path.isfile(flores200_model_path()):
     return "flores200"
-  return _FALLBACK_BLEU_TOKENIZER
+  return fallback_bleu_tokenizer(language)
+
+
+def mecab_available() -> bool:
+  """Whether sacrebleu's `ja-mecab` tokenizer can run (MeCab + ipadic)."""
+  try:
+    from sacrebleu.tokenizers import tokenizer_ja_mecab  # pylint: disable=g-import-not-at-top
+    tokenizer_ja_mecab.TokenizerJaMecab()
+  except Exception:  # pylint: disable=broad-except  # ImportError, no dict.
+    return False
+  return True
+
+
+def fallback_bleu_tokenizer(language: str | None) -> str:
+  """sacrebleu's tokenizer for text in `language` (a code or name).
+
+  Unspaced scripts need their own: `zh` for Chinese, `ja-mecab` for
+  Japanese (`char` when MeCab is not installed), `char` for Thai, Lao,
+  Khmer and Myanmar; every other language (and None) gets `13a`.
+  """
+  found = languages.find(language) if language else None
+  code = found.code if found else (language or "")
+  if code == "jpn":
+    return "ja-mecab" if mecab_available() else "char"
+  return _UNSPACED_BLEU_TOKENIZERS.get(code, _FALLBACK_BLEU_TOKENIZER)
 
 
 def bleu_metric_name(tokenizer: str | None = None) -> str:
@@ -112,7 +148,9 @@ def bleu_tokenizer_description(tokenizer: str | None = None) -> str:
             f"of {tokenizer}; not comparable with FLORES-200 spBLEU.")
   missing = ("" if os.path.isfile(flores200_model_path()) else
              f"; the FLORES-200 model is not at {flores200_model_path()}, "
-             "so this is not spBLEU")
+             "so this is not spBLEU; per target language the fallback is "
+             "bleu_zh (Chinese), bleu_ja-mecab or bleu_char (Japanese), "
+             "bleu_char (Thai, Lao, Khmer, Myanmar), bleu_13a (others)")
   return (f"{name}: sacrebleu {sacrebleu.__version__} BLEU with its "
           f"'{tokenizer}' tokenizer{missing}.")
 
@@ -133,10 +171,11 @@ def _spm_pieces(path: str, lines: Iterable[str]) -> list[str]:
           for line in lines]
 
 
-def _resolve_bleu_tokenizer(tokenizer: str | None) -> str:
+def _resolve_bleu_tokenizer(tokenizer: str | None,
+                            language: str | None = None) -> str:
   """Checks an explicit tokenizer choice; None picks the best available."""
   if tokenizer is None:
-    return bleu_tokenizer_name()
+    return bleu_tokenizer_name(language)
   if tokenizer == "flores200":
     if not os.path.isfile(flores200_model_path()):
       raise FileNotFoundError(
@@ -156,15 +195,19 @@ def _resolve_bleu_tokenizer(tokenizer: str | None) -> str:
 
 
 def corpus_bleu(targets: Sequence[str], predictions: Sequence[str],
-                tokenizer: str | None = None) -> tuple[str, float]:
+                tokenizer: str | None = None,
+                language: str | None = None) -> tuple[str, float]:
   """Corpus BLEU and the key naming its tokenizer, e.g. ('bleu_13a', 21.3).
+
+  `language` is the language of the references, for the fallback
+  tokenizer when `tokenizer` is None and spBLEU's model is absent.
 
   SentencePiece tokenizers (flores200 or a given .model) are applied here
   and sacrebleu scores the pieces with tokenize='none'; that is exactly what
   sacrebleu's own `flores200` tokenizer computes, without its download.
   """
   _check_lengths(targets, predictions)
-  tokenizer = _resolve_bleu_tokenizer(tokenizer)
+  tokenizer = _resolve_bleu_tokenizer(tokenizer, language)
   refs = [_text(t) for t in targets]
   hyps = [_text(p) for p in predictions]
   if tokenizer == "flores200" or tokenizer.endswith(".model"):
@@ -189,7 +232,8 @@ def chrf_plus_plus(targets: Sequence[str],
 
 
 def translation_metrics(targets: Sequence[str], predictions: Sequence[str],
-                        *, tokenizer: str | None = None) -> dict[str, float]:
+                        *, tokenizer: str | None = None,
+                        language: str | None = None) -> dict[str, float]:
   """spBLEU (or the BLEU its key names) and chrF++ of a translation set.
 
   Args:
@@ -199,11 +243,13 @@ def translation_metrics(targets: Sequence[str], predictions: Sequence[str],
       a SentencePiece `.model`, or a built-in sacrebleu tokenizer ('13a',
       'intl', 'zh', 'char', 'none'). Bind it with functools.partial to use it
       as a SeqIO metric.
+    language: the language translated into, which picks the fallback
+      tokenizer when `tokenizer` is None and spBLEU's model is absent.
 
   Returns:
     {bleu_metric_name(tokenizer): BLEU, "chrf++": chrF++}, both 0-100.
   """
-  name, bleu = corpus_bleu(targets, predictions, tokenizer)
+  name, bleu = corpus_bleu(targets, predictions, tokenizer, language)
   return {name: bleu, "chrf++": chrf_plus_plus(targets, predictions)}
 
 

@@ -282,7 +282,7 @@ def _generative_scores(bench, examples, predictions) -> dict:
     targets, preds = by_language[example.language]
     targets.append(example.targets)
     preds.append(prediction)
-  return {language: dict(bench.metric(targets, preds))
+  return {language: dict(bench.score(language, targets, preds))
           for language, (targets, preds) in by_language.items()}
 
 

@@ -297,3 +297,40 @@ def test_accuracy_and_median_over_prompts():
   assert eval_metrics.median_over_prompts({"p1": 40.0, "p2": 60.0}) == 50.0
   with pytest.raises(ValueError, match="at least one prompt"):
     eval_metrics.median_over_prompts([])
+
+
+UNSPACED = {
+    "zho": (["今天北京的天气很好。", "我喜欢读书和写字。"],
+            ["北京今天的天气很好。", "我喜欢读书。"]),
+    "jpn": (["今日は東京の天気がとても良いです。", "私は本を読むのが好きです。"],
+            ["東京の今日の天気はとても良いです。", "私は本が好きです。"]),
+    "tha": (["วันนี้อากาศในกรุงเทพดีมาก", "ฉันชอบอ่านหนังสือ"],
+            ["อากาศในกรุงเทพวันนี้ดีมาก", "ฉันชอบหนังสือ"]),
+}
+
+
+@pytest.mark.parametrize("language", sorted(UNSPACED))
+def test_bleu_without_flores_model_uses_the_scripts_sacrebleu_tokenizer(
+    language, no_flores_model):
+  refs, hyps = UNSPACED[language]
+  expected = ({"zho": "zh", "tha": "char"}.get(language) or
+              ("ja-mecab" if eval_metrics.mecab_available() else "char"))
+  ours = eval_metrics.translation_metrics(refs, hyps, language=language)
+  theirs = sacrebleu.BLEU(tokenize=expected).corpus_score(hyps, [refs]).score
+  assert set(ours) == {f"bleu_{expected}", "chrf++"}
+  assert ours[f"bleu_{expected}"] == theirs > 0
+  # 13a sees each unspaced sentence as one word: what the fallback avoids.
+  assert eval_metrics.translation_metrics(
+      refs, hyps, tokenizer="13a")["bleu_13a"] < theirs
+
+
+def test_flores_benchmarks_score_bleu_for_the_language_translated_into(
+    no_flores_model):
+  from aya_t5x.tasks.eval import benchmark  # pylint: disable=g-import-not-at-top
+  import aya_t5x.tasks.eval  # pylint: disable=g-import-not-at-top,unused-import
+  refs, hyps = UNSPACED["zho"]
+  en_x = benchmark.get("flores_en_x").score("zho", [[r] for r in refs], hyps)
+  x_en = benchmark.get("flores_x_en").score("zho", [[r] for r in REFS],
+                                            HYPS)
+  assert "bleu_zh" in en_x and en_x["bleu_zh"] > 0
+  assert "bleu_13a" in x_en  # Into English.

@@ -49,6 +49,9 @@ class Benchmark:
   tasks: Mapping[str, str]  # language (or ALL_LANGUAGES) -> task name.
   # Generative: (all gold answers per example, predictions) -> metrics.
   metric: MetricFn | None = None
+  # Whether `metric` also takes the evaluated language (`language=`), e.g.
+  # for the BLEU tokenizer that suits its script (`score`).
+  metric_takes_language: bool = False
   max_new_tokens: int = 64  # Generation budget (open-ended: the paper's).
   # Which end of a too-long prompt survives: few-shot prompts keep their
   # end (the question), articles keep their start (the instruction).
@@ -62,6 +65,13 @@ class Benchmark:
   @property
   def languages(self) -> tuple[str, ...]:
     return tuple(self.tasks)
+
+  def score(self, language: str, targets: Sequence,
+            predictions: Sequence[str]) -> Mapping[str, float]:
+    """The metric of one language's examples."""
+    if self.metric_takes_language:
+      return self.metric(targets, predictions, language=language)
+    return self.metric(targets, predictions)
 
 
 _BENCHMARKS: dict[str, Benchmark] = {}

@@ -14,6 +14,7 @@
   language's English name; SQuAD F1 and exact match.
 """
 
+import functools
 from collections.abc import Sequence
 
 from aya_t5x import eval_metrics
@@ -109,9 +110,12 @@ def language_name(code: str) -> str:
 
 
 def translation(targets: Sequence[Sequence[str]],
-                predictions: Sequence[str]) -> dict[str, float]:
-  return eval_metrics.translation_metrics([t[0] for t in targets],
-                                          predictions)
+                predictions: Sequence[str], language: str | None = None, *,
+                into: str | None = None) -> dict[str, float]:
+  """spBLEU/chrF++; without spBLEU's model, BLEU tokenized for the language
+  translated into (`into`, else the evaluated `language`)."""
+  return eval_metrics.translation_metrics(
+      [t[0] for t in targets], predictions, language=into or language)
 
 
 def summarization(targets: Sequence[Sequence[str]],
@@ -189,7 +193,8 @@ def _tydiqa_keep(language_name_: str):
 # --- registration --------------------------------------------------------
 
 
-def _flores(name: str, build, vocabulary) -> benchmark_lib.Benchmark:
+def _flores(name: str, build, vocabulary, into: str | None
+            ) -> benchmark_lib.Benchmark:
   english = benchmark_lib.hub_files(FLORES_REPO, {
       FLORES_SPLIT: benchmark_lib.split_patterns(ENGLISH_CONFIG,
                                                  FLORES_SPLIT)})
@@ -206,7 +211,8 @@ def _flores(name: str, build, vocabulary) -> benchmark_lib.Benchmark:
     tasks[code] = task
   return benchmark_lib.add(benchmark_lib.Benchmark(
       name=name, kind=benchmark_lib.GENERATE, tasks=tasks,
-      metric=translation, max_new_tokens=256))
+      metric=functools.partial(translation, into=into),
+      metric_takes_language=True, max_new_tokens=256))
 
 
 def _xlsum(vocabulary) -> benchmark_lib.Benchmark:
@@ -243,6 +249,6 @@ def _tydiqa(vocabulary) -> benchmark_lib.Benchmark:
 
 
 def register(vocabulary=None) -> list[benchmark_lib.Benchmark]:
-  return [_flores("flores_x_en", flores_x_en, vocabulary),
-          _flores("flores_en_x", flores_en_x, vocabulary),
+  return [_flores("flores_x_en", flores_x_en, vocabulary, into="eng"),
+          _flores("flores_en_x", flores_en_x, vocabulary, into=None),
           _xlsum(vocabulary), _tydiqa(vocabulary)]
