@@ -147,6 +147,22 @@ def check_suite(config: SuiteConfig) -> list:
   return benches
 
 
+def check_data_reachable(config: SuiteConfig, benches: Sequence) -> None:
+  """Lists one task's files per benchmark before any checkpoint loads, so
+  a Hub that cannot be reached fails in seconds with one line
+  (`hub_access.HubUnreachable`); a language a mirror lacks is left to
+  SKIP_MISSING_LANGUAGES."""
+  from aya_t5x.tasks.eval import benchmark  # pylint: disable=g-import-not-at-top
+  with _data_dir(config.data_dir):
+    for bench in benches:
+      for language in _chosen_languages(bench, config)[:1]:
+        spec = benchmark.eval_source(bench.tasks[language]).spec
+        try:
+          spec.files.resolve(spec.split)
+        except FileNotFoundError:
+          pass
+
+
 class _Encoder:
   """Prompt and option tokens, truncating prompts at the chosen end."""
 
@@ -411,7 +427,8 @@ def evaluate(*, model: model_lib.EncoderDecoderModel,
              partitioning_config: partitioning.PartitioningConfig = (
                  partitioning.PartitioningConfig())) -> dict[str, Any]:
   """Evaluates a checkpoint on a suite and writes the reports."""
-  check_suite(suite)  # Unknown names fail before the checkpoint loads.
+  # Unknown names and an unreachable Hub fail before the checkpoint loads.
+  check_data_reachable(suite, check_suite(suite))
   checkpoint = resolve_checkpoint(config.checkpoint_path)
   predictor = inference.Predictor.from_checkpoint(
       model, checkpoint, vocabulary, batch_size=config.batch_size,

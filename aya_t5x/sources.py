@@ -64,6 +64,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from aya_t5x import hub_access
 from aya_t5x import languages
 from aya_t5x import preprocessors
 
@@ -167,15 +168,26 @@ def local_path(path: str) -> str:
     return path
   from huggingface_hub import hf_hub_download  # pylint: disable=g-import-not-at-top
   repo_id, revision, filename = _parse_hub_uri(path)
-  return hf_hub_download(repo_id, filename, repo_type="dataset",
-                         revision=revision, local_files_only=hub_offline())
+  offline = hub_offline()
+  if not offline:
+    hub_access.check(repo_id, revision)
+  try:
+    return hf_hub_download(repo_id, filename, repo_type="dataset",
+                           revision=revision, local_files_only=offline)
+  except Exception as e:  # pylint: disable=broad-except
+    raise hub_access.explain(e, repo_id, revision) or e
 
 
 @functools.lru_cache(maxsize=64)
 def _hub_listing(repo_id: str, revision: str | None) -> tuple[str, ...]:
+  """The repository's files; one line (`hub_access`) when unreachable."""
   from huggingface_hub import HfApi  # pylint: disable=g-import-not-at-top
-  return tuple(HfApi().list_repo_files(repo_id, repo_type="dataset",
-                                       revision=revision))
+  hub_access.check(repo_id, revision)
+  try:
+    return tuple(HfApi().list_repo_files(repo_id, repo_type="dataset",
+                                         revision=revision))
+  except Exception as e:  # pylint: disable=broad-except
+    raise hub_access.explain(e, repo_id, revision) or e
 
 
 def _mirror_revision(root: str, relative: str) -> str | None:
@@ -266,10 +278,13 @@ class HubFiles:
 
   def _from_hub_cache(self, patterns) -> list[ResolvedFile]:
     from huggingface_hub import snapshot_download  # pylint: disable=g-import-not-at-top
-    folder = snapshot_download(self.repo_id, repo_type="dataset",
-                               revision=self.revision,
-                               allow_patterns=list(patterns),
-                               local_files_only=True)
+    try:
+      folder = snapshot_download(self.repo_id, repo_type="dataset",
+                                 revision=self.revision,
+                                 allow_patterns=list(patterns),
+                                 local_files_only=True)
+    except Exception as e:  # pylint: disable=broad-except
+      raise hub_access.explain(e, self.repo_id, self.revision) or e
     files = []
     for directory, _, names in os.walk(folder):
       for name in names:

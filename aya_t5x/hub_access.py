@@ -1,0 +1,111 @@
+"""Reaching the Hugging Face Hub, or saying in one line why not.
+
+Without network, `huggingface_hub` retries every request for tens of seconds
+and ends in a long `httpx` traceback. Before its first request this process
+opens one TCP connection to the Hub (or to the HTTPS proxy the environment
+names) with a short timeout; if that fails, or a listing fails for a
+network or access reason, `HubUnreachable` says which repository and
+revision were wanted and what to do: point `AYA_DATA_DIR` at a mirror
+(`python -m aya_t5x.download` writes one), set `HF_HUB_OFFLINE=1` to read
+the Hub cache, or set `HF_TOKEN` for a gated repository. It is a
+`gin_utils.UsageError`, so every CLI prints it as one `error:` line and
+exits 2.
+"""
+
+import functools
+import os
+import socket
+import urllib.parse
+
+from aya_t5x import gin_utils
+
+# Seconds the reachability probe waits for a TCP connection.
+PROBE_TIMEOUT_S = 3.0
+ENV_PROBE_TIMEOUT = "AYA_HUB_PROBE_TIMEOUT"
+
+
+class HubUnreachable(gin_utils.UsageError):
+  """The Hub could not be reached or refused access (module docstring)."""
+
+
+def download_command(repo_id: str, revision: str | None) -> str:
+  return (f"python -m aya_t5x.download --repo={repo_id} --revision="
+          f"{revision or 'main'} --output_dir=DIR")
+
+
+def unreachable_message(repo_id: str, revision: str | None,
+                        reason: str) -> str:
+  """One line: what could not be read, why, and the three ways out."""
+  return (f"Cannot read {repo_id}@{revision or 'main'} from the Hugging Face "
+          f"Hub ({reason}). Offline: mirror it with `"
+          f"{download_command(repo_id, revision)}` (or `python -m "
+          "aya_t5x.download --mixture=NAME --output_dir=DIR`) and set "
+          "AYA_DATA_DIR=DIR, or set HF_HUB_OFFLINE=1 to read the Hub cache; "
+          "for a gated repository set HF_TOKEN to a token that accepted its "
+          "terms.")
+
+
+def refused_message(repo_id: str, revision: str | None, status: int) -> str:
+  token = "HF_TOKEN is set" if _token_set() else "HF_TOKEN is not set"
+  return (f"The Hub refused access to {repo_id}@{revision or 'main'} (HTTP "
+          f"{status}; {token}): it is gated or private. Accept its terms on "
+          f"https://huggingface.co/datasets/{repo_id} and set HF_TOKEN to a "
+          "token of that account, or point AYA_DATA_DIR at a mirror.")
+
+
+def _token_set() -> bool:
+  return bool(os.environ.get("HF_TOKEN") or
+              os.environ.get("HUGGING_FACE_HUB_TOKEN"))
+
+
+def _endpoint() -> tuple[str, int]:
+  """The host and port the first request would connect to."""
+  for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+    if os.environ.get(name):
+      url = urllib.parse.urlparse(os.environ[name])
+      return url.hostname or "", url.port or 8080
+  from huggingface_hub import constants  # pylint: disable=g-import-not-at-top
+  url = urllib.parse.urlparse(constants.ENDPOINT)
+  return url.hostname or "", url.port or (443 if url.scheme == "https"
+                                          else 80)
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> str | None:
+  """None when a TCP connection opens, else why not (once per process)."""
+  host, port = _endpoint()
+  timeout = float(os.environ.get(ENV_PROBE_TIMEOUT, PROBE_TIMEOUT_S))
+  try:
+    with socket.create_connection((host, port), timeout=timeout):
+      return None
+  except OSError as e:
+    return f"{host}:{port}: {e.strerror or e}"
+
+
+def reset() -> None:
+  """Forgets the probe's answer (tests; a network that came back)."""
+  _probe.cache_clear()
+
+
+def check(repo_id: str, revision: str | None) -> None:
+  """Raises HubUnreachable unless the Hub answers a TCP connection."""
+  reason = _probe()
+  if reason is not None:
+    raise HubUnreachable(unreachable_message(repo_id, revision, reason))
+
+
+def explain(error: Exception, repo_id: str, revision: str | None
+            ) -> HubUnreachable | None:
+  """A one-line error for a failed Hub request, or None if it is no
+  network or access failure (then the original error stands)."""
+  response = getattr(error, "response", None)
+  status = getattr(response, "status_code", None)
+  if status in (401, 403):
+    return HubUnreachable(refused_message(repo_id, revision, status))
+  names = {c.__name__ for c in type(error).__mro__}
+  if names & {"ConnectError", "ConnectTimeout", "TimeoutException",
+              "NetworkError", "ConnectionError", "OfflineModeIsEnabled",
+              "LocalEntryNotFoundError"}:
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return HubUnreachable(unreachable_message(repo_id, revision, first[:160]))
+  return None

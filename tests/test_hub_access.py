@@ -1,0 +1,89 @@
+"""Without network and without a mirror, Hub tasks fail fast in one line."""
+
+import time
+
+from huggingface_hub import constants
+import pytest
+
+from aya_t5x import eval as eval_cli
+from aya_t5x import gin_utils
+from aya_t5x import hub_access
+from aya_t5x import sources
+from aya_t5x import train
+from aya_t5x import vocabularies
+from aya_t5x.tasks import xp3x
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+  """The Hub at a closed local port: every connection is refused."""
+  for name in (sources.ENV_DATA_DIR, "HF_HUB_OFFLINE", "HTTPS_PROXY",
+               "https_proxy", "ALL_PROXY", "all_proxy"):
+    monkeypatch.delenv(name, raising=False)
+  monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+  monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+  hub_access.reset()
+  sources._hub_listing.cache_clear()  # pylint: disable=protected-access
+  yield
+  hub_access.reset()
+  sources._hub_listing.cache_clear()  # pylint: disable=protected-access
+
+
+def _one_error_line(capsys) -> str:
+  errors = [l for l in capsys.readouterr().err.splitlines()
+            if l.startswith("error:")]
+  assert len(errors) == 1, errors
+  return errors[0]
+
+
+def _assert_says_what_to_do(line: str, repo: str) -> None:
+  for needle in (repo, "AYA_DATA_DIR", "HF_HUB_OFFLINE", "HF_TOKEN",
+                 "python -m aya_t5x.download", "Connection refused"):
+    assert needle in line, needle
+
+
+def test_train_on_a_hub_task_fails_in_seconds_with_one_line(
+    no_network, tmp_path, capsys):
+  name, = xp3x.register(vocabulary=vocabularies.demo_vocabulary(),
+                        prefix="test_offline_xp3x", codes=("swa",))
+  argv = ["--gin_file=gin/aya_tiny_cpu.gin",
+          f"--gin.MODEL_DIR='{tmp_path}/run'",
+          f"--gin.MIXTURE_OR_TASK_NAME='{name}'"]
+  start = time.monotonic()
+  with pytest.raises(SystemExit) as exit_info:
+    gin_utils.run(train.main, argv)
+  assert time.monotonic() - start < 10
+  assert exit_info.value.code == 2
+  line = _one_error_line(capsys)
+  _assert_says_what_to_do(line, xp3x.REPO_ID)
+  assert xp3x.spec("swa").files.revision in line
+
+
+def test_eval_on_hub_benchmarks_fails_in_seconds_before_the_checkpoint(
+    no_network, tmp_path, capsys):
+  argv = ["--gin_file=gin/eval/demo.gin",
+          f"--gin.CHECKPOINT_PATH='{tmp_path}/no_checkpoint'",
+          f"--gin.EVAL_OUTPUT_DIR='{tmp_path}/eval'",
+          "--gin.EVAL_DATA_DIR=None", "--gin.BENCHMARKS=('xcopa', 'xnli')"]
+  start = time.monotonic()
+  with pytest.raises(SystemExit) as exit_info:
+    gin_utils.run(eval_cli.main, argv)
+  assert time.monotonic() - start < 10
+  assert exit_info.value.code == 2
+  _assert_says_what_to_do(_one_error_line(capsys), "cambridgeltl/xcopa")
+
+
+class _Refused(Exception):
+
+  class response:  # pylint: disable=invalid-name
+    status_code = 401
+
+
+def test_a_refused_gated_repository_names_hf_token(monkeypatch):
+  monkeypatch.delenv("HF_TOKEN", raising=False)
+  error = hub_access.explain(_Refused("401"), "openlanguagedata/flores_plus",
+                             None)
+  assert isinstance(error, hub_access.HubUnreachable)
+  assert "HF_TOKEN is not set" in str(error)
+  assert "openlanguagedata/flores_plus@main" in str(error)
+  assert hub_access.explain(KeyError("x"), "a/b", None) is None
