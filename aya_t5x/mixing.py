@@ -104,6 +104,16 @@ class Scheme:
     scaled = {s: p * scale for s, p in self.source_percent.items()}
     return Scheme(name, {**scaled, source: float(percent)})
 
+  def without(self, dropped: Sequence[str]) -> "Scheme":
+    """This scheme less `dropped` sources, the others scaled to sum to 100
+    (same name: the mixture it runs under keeps its name)."""
+    kept = {s: p for s, p in self.source_percent.items() if s not in dropped}
+    if not kept:
+      raise ValueError(f"Scheme {self.name!r}: dropping {list(dropped)} "
+                       "leaves no source.")
+    total = sum(kept.values())
+    return Scheme(self.name, {s: 100.0 * p / total for s, p in kept.items()})
+
 
 @dataclasses.dataclass(frozen=True)
 class Member:
@@ -361,6 +371,106 @@ class TaskSizes:
     return sizes, why
 
 
+# --- Sources whose files the user provides -----------------------------------
+
+
+class MissingSourceError(ValueError):
+  """A scheme's source has no files (unreleased data the user must make)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class UserSources:
+  """Files of the sources that are not on the Hub, and what to do without
+  them (gin: `mixing.UserSources`).
+
+  ShareGPT-Command was never released and the safety distillation data is
+  generated per run, so a paper mixture cannot start until they exist. A
+  mixture checks them before counting anything else and stops with one
+  line; `drop_missing = True` instead drops such a source, scales the
+  others to 100% and logs the new percents.
+  """
+
+  # source -> the directory of its files (e.g. {'sharegpt_command':
+  # '/data/sgc'}); the source's environment variable works too.
+  dirs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  # Drop a source without files and renormalize the others.
+  drop_missing: bool = False
+
+
+def gin_user_sources() -> UserSources:
+  """`UserSources` as gin binds it now (defaults without a binding)."""
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    configured = gin.get_configurable(UserSources)
+  except ValueError:  # No gin file mentions UserSources.
+    configured = UserSources
+  return configured()
+
+
+def _user_files(task: str) -> sources.LocalFiles | None:
+  files = getattr(seqio.TaskRegistry.get(task).source, "spec", None)
+  files = getattr(files, "files", None)
+  return files if (isinstance(files, sources.LocalFiles)
+                   and files.env_var) else None
+
+
+def missing_sources(scheme: Scheme, members: Sequence[Member], split: str,
+                    user: UserSources) -> dict[str, str]:
+  """source -> why it has no files, for sources whose every task reads
+  user files (a directory variable) that are not there. Hub sources are not
+  checked here: listing them needs the network."""
+  missing = {}
+  for source in scheme.sources:
+    reasons = []
+    for member in (m for m in members if m.source == source):
+      files = _user_files(member.task)
+      if files is None:
+        break
+      if user.dirs.get(source):
+        sources.set_user_dir(files.env_var, user.dirs[source])
+      try:
+        files.resolve(split)
+        break
+      except FileNotFoundError as e:
+        reasons.append((files.env_var, str(e).split(". ")[0]))
+    else:
+      if reasons:
+        missing[source] = reasons[0]
+  return missing
+
+
+def _missing_message(scheme: Scheme, source: str, env_var: str,
+                     reason: str) -> str:
+  return (f"Mixture {scheme.name!r}: source {source!r} "
+          f"({scheme.source_percent[source]:g}%) has no data ({reason}). "
+          f"Point it at your files with gin `mixing.UserSources.dirs = "
+          f"{{'{source}': '/path/to/dir'}}` (or ${env_var}), or drop it and "
+          "renormalize the other sources with gin "
+          "`mixing.UserSources.drop_missing = True`.")
+
+
+def scheme_with_data(scheme: Scheme, members: Sequence[Member], split: str,
+                     user: UserSources) -> Scheme:
+  """`scheme`, or (drop_missing) without its sources that have no files.
+
+  Raises:
+    MissingSourceError: a source has no files and drop_missing is off.
+  """
+  missing = missing_sources(scheme, members, split, user)
+  if not missing:
+    return scheme
+  if not user.drop_missing:
+    source, (env_var, reason) = next(iter(missing.items()))
+    raise MissingSourceError(_missing_message(scheme, source, env_var,
+                                              reason))
+  reduced = scheme.without(tuple(missing))
+  logging.warning(
+      "Mixture %r: dropped source(s) without data %s (drop_missing); new "
+      "percents: %s", scheme.name, sorted(missing),
+      ", ".join(f"{s} {p:.2f}" for s, p in reduced.source_percent.items()))
+  return reduced
+
+
 # --- The mixture -------------------------------------------------------------
 
 
@@ -379,6 +489,7 @@ class WeightedMixture(seqio.Mixture):
 
   def __init__(self, scheme: Scheme, members: Sequence[Member], *,
                weights_fn: Callable[[], Mapping[str, float]] = _no_weights,
+               user_sources_fn: Callable[[], UserSources] = gin_user_sources,
                sizes: TaskSizes | None = None, name: str | None = None,
                tasks: Sequence = (), default_rate=None, **mixture_kwargs):
     """Args: scheme: source percents (its name is the mixture's); members:
@@ -395,6 +506,7 @@ class WeightedMixture(seqio.Mixture):
     self.scheme = scheme
     self.members = tuple(members)
     self._weights_fn = weights_fn
+    self._user_sources_fn = user_sources_fn
     self._sizes = sizes
     self._memo = {}
     self._memo_lock = threading.Lock()
@@ -421,14 +533,23 @@ class WeightedMixture(seqio.Mixture):
         self._memo[key] = cache.get(tasks, split)
       return self._memo[key]
 
+  def active_scheme(self, split: str = "train") -> Scheme:
+    """The scheme less the user-file sources `UserSources` lets it drop;
+    checked before any task is counted, so a missing source stops the run
+    at start-up (`MissingSourceError`)."""
+    return scheme_with_data(self.scheme, self.members, split,
+                            self._user_sources_fn())
+
   def rates(self, split: str = "train") -> dict[str, float]:
     """task -> percent of the budget for `split` (memoized per weights)."""
+    scheme = self.active_scheme(split)
     weights = self.dataset_weights
     sizes, why = self.sizes(split)
-    key = ("rates", id(sizes), split, tuple(sorted(weights.items())))
+    key = ("rates", id(sizes), split, tuple(sorted(weights.items())),
+           tuple(sorted(scheme.source_percent.items())))
     with self._memo_lock:
       if key not in self._memo:
-        self._memo[key] = task_rates(self.scheme, self.members, sizes, split,
+        self._memo[key] = task_rates(scheme, self.members, sizes, split,
                                      weights, why)
       return dict(self._memo[key])
 

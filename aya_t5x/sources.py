@@ -295,6 +295,16 @@ class HubFiles:
     return sorted(files, key=lambda f: f.key)
 
 
+# env_var -> directory set in the configuration (`mixing.UserSources`),
+# which wins over the environment variable itself.
+_USER_DIRS: dict[str, str] = {}
+
+
+def set_user_dir(env_var: str, directory: str) -> None:
+  """Points the `LocalFiles` of `env_var` at `directory` (gin knob)."""
+  _USER_DIRS[env_var] = directory
+
+
 @dataclasses.dataclass(frozen=True)
 class LocalFiles:
   """File patterns on any filesystem TensorFlow reads.
@@ -316,7 +326,7 @@ class LocalFiles:
   def _root(self) -> str | None:
     if self.env_var is None:
       return None
-    root = os.environ.get(self.env_var)
+    root = _USER_DIRS.get(self.env_var) or os.environ.get(self.env_var)
     if not root:
       raise FileNotFoundError(
           f"Set {self.env_var} to the directory of this source's files. "

@@ -376,3 +376,54 @@ def test_cached_sizes_key_on_settings_without_memory_addresses():
   assert "0x" not in text and "filter_language[('language', 'swa')]" in text
   assert "'swa'" in mixing.settings_text(
       seqio.TaskRegistry.get("aya_sample_xp3x_swa"))
+
+
+# --- Sources the user provides ---------------------------------------------
+
+
+def test_a_paper_mixture_without_sharegpt_files_fails_at_start_in_one_line(
+    monkeypatch):
+  from aya_t5x.tasks import sharegpt_command  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv(sharegpt_command.ENV_DIR, raising=False)
+  mix = seqio.MixtureRegistry.get("aya_translation_heavy")
+  # No Hub task is listed or counted first: this holds without network.
+  with pytest.raises(mixing.MissingSourceError) as error:
+    mix.rates()
+  message = str(error.value)
+  assert "\n" not in message
+  for needle in ("source 'sharegpt_command' (22.5%)",
+                 "mixing.UserSources.dirs = {'sharegpt_command'",
+                 "$AYA_SHAREGPT_COMMAND_DIR",
+                 "mixing.UserSources.drop_missing = True"):
+    assert needle in message
+
+
+def test_drop_missing_renormalizes_the_other_sources_and_logs_them(
+    built, tmp_path, monkeypatch, caplog):
+  from aya_t5x.tasks import sharegpt_command  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv(sharegpt_command.ENV_DIR, raising=False)
+  members, _ = built
+  members = [m for m in members if m.source == "mixtest_big"] + [
+      mixing.Member(sharegpt_command.TASK_NAME, "sharegpt_command",
+                    "sharegpt_command")]
+  scheme = mixing.Scheme("test_drop_missing", {"mixtest_big": 77.5,
+                                               "sharegpt_command": 22.5})
+  def mixture(user):
+    return mixing.WeightedMixture(
+        scheme, members, sizes=mixing.TaskSizes(str(tmp_path / "s.json")),
+        user_sources_fn=lambda: user)
+  with pytest.raises(mixing.MissingSourceError):
+    mixture(mixing.UserSources()).rates()
+  rates = mixture(mixing.UserSources(drop_missing=True)).rates()
+  assert rates[sharegpt_command.TASK_NAME] == 0
+  assert sum(rates.values()) == pytest.approx(100)
+  assert "dropped source(s) without data ['sharegpt_command']" in caplog.text
+  assert "mixtest_big 100.00" in caplog.text
+  # The gin knob pointing at the user's files: the source is back.
+  folder = os.path.join(registry_helpers.SAMPLE_DIR, "sharegpt_command")
+  try:
+    rates = mixture(mixing.UserSources(
+        dirs={"sharegpt_command": folder})).rates()
+  finally:
+    mixing.sources._USER_DIRS.clear()  # pylint: disable=protected-access
+  assert rates[sharegpt_command.TASK_NAME] == pytest.approx(22.5)
