@@ -2,8 +2,10 @@
 
 A run directory holds `MODEL_DIR/checkpoint_<step>/` folders, each with two
 items, exactly as upstream T5X writes them:
-  * `state`: an Orbax PyTree checkpoint of the whole train state
-    (`{"step", "params", "opt_state"}`), sharded arrays written by every host;
+  * `state`: an Orbax PyTree checkpoint of the whole train state in T5X's
+    names (`{"target", "state": {"step", "param_states"}}`, see
+    `aya_t5x.t5x_state`), sharded arrays written by every host; checkpoints
+    of the older `{"step", "params", "opt_state"}` layout still restore;
   * `dataset`: the data iterator's own files, one sub-folder per process, so
     a resumed run continues the data stream instead of replaying it.
 
@@ -37,6 +39,8 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
+
+from aya_t5x import t5x_state
 
 PyTree = Any
 
@@ -459,6 +463,26 @@ def restore_state_tree(state_dir: epath.PathLike, abstract: PyTree, *,
   return _merge(fallback, restored)
 
 
+def restore_train_state(state_dir: epath.PathLike, abstract: PyTree, *,
+                        strict: bool = True, fallback: PyTree = None
+                        ) -> PyTree:
+  """`restore_state_tree` for a train state saved in either layout.
+
+  `abstract` and `fallback` are in memory's `{"step", "params",
+  "opt_state"}`; a T5X-layout checkpoint is asked for the same leaves under
+  T5X's names (its unused Adafactor slots are never read).
+  """
+  state_dir = absolute(state_dir)
+  if not t5x_state.is_t5x_layout(read_tree_metadata(state_dir)):
+    return restore_state_tree(state_dir, abstract, strict=strict,
+                              fallback=fallback)
+  renamed_fallback = (None if fallback is None else
+                      t5x_state.to_t5x_names(fallback))
+  restored = restore_state_tree(state_dir, t5x_state.to_t5x_names(abstract),
+                                strict=strict, fallback=renamed_fallback)
+  return t5x_state.from_t5x_names(restored)
+
+
 def _params_key(found: PyTree, where: epath.Path) -> str:
   """Where the parameters live: ours `params`, upstream T5X `target`."""
   for key in ("params", "target"):
@@ -589,7 +613,7 @@ class Checkpointer:
     if not force and not self._manager.should_save(step):
       return False
     self._set_aside_broken_folder(step)
-    items = {STATE_ITEM: ocp.args.PyTreeSave(state)}
+    items = {STATE_ITEM: ocp.args.PyTreeSave(t5x_state.to_t5x(state))}
     if data_iterator is not None:
       items[DATASET_ITEM] = DatasetSave(data_iterator)
     saved = self._manager.save(step, args=ocp.args.Composite(**items),
@@ -634,7 +658,7 @@ class Checkpointer:
           f" in {self._dir}; found steps {self.all_steps()}.")
     path = step_dir(self._dir, step)
     logging.info("Restoring %s.", path)
-    state = restore_state_tree(path / STATE_ITEM, abstract_state)
+    state = restore_train_state(path / STATE_ITEM, abstract_state)
     _restore_dataset(path, data_iterator)
     return state
 
@@ -710,8 +734,8 @@ def restore_from_path(path: epath.PathLike, abstract_state: PyTree, *,
                                  strict)
   else:
     fallback = fallback_state if not strict else None
-    state = restore_state_tree(state_dir, abstract_state, strict=strict,
-                               fallback=fallback)
+    state = restore_train_state(state_dir, abstract_state, strict=strict,
+                                fallback=fallback)
   _restore_dataset(checkpoint_dir, data_iterator)
   return _reset_step(state) if reset_step else state
 

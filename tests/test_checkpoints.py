@@ -13,6 +13,7 @@ import time
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from aya_t5x import checkpoints
@@ -203,6 +204,36 @@ def test_cleanup_removes_orbax_tmp_folders(tmp_path):
   assert checkpoints.committed_steps(tmp_path) == [1, 3]
 
 
+# ---------------------------------------------------------- T5X's layout ---
+
+
+def test_saves_t5x_train_state_with_all_four_adafactor_slots(tmp_path):
+  _save_steps(tmp_path, [3])
+
+  found = checkpoints.flat_shapes(checkpoints.read_tree_metadata(
+      tmp_path / "checkpoint_3" / "state"))
+
+  slots = "state/param_states/encoder/layers_0/mlp/wi_0/kernel"
+  assert found == {
+      "target/encoder/layers_0/mlp/wi_0/kernel": (8, 16),
+      "target/token_embedder/embedding": (16, 8),
+      "state/step": (),
+      f"{slots}/v": (8, 16),
+      f"{slots}/m": (1,), f"{slots}/v_row": (1,), f"{slots}/v_col": (1,)}
+
+
+def test_restores_checkpoints_of_the_older_step_params_opt_state_layout(
+    tmp_path):
+  state = _state(9, offset=9)
+  with ocp.PyTreeCheckpointer() as writer:
+    writer.save(tmp_path / "checkpoint_9" / "state", state)
+
+  restored = checkpoints.restore_from_path(
+      tmp_path / "checkpoint_9" / "state", _abstract(_state()))
+
+  _assert_trees_equal(restored, state)
+
+
 # -------------------------------------------------- specific mode, partial ---
 
 
@@ -280,13 +311,13 @@ def test_mismatched_tree_error_names_missing_path_and_shapes(tmp_path):
           "found (512, 8)") in message
 
 
-def test_full_restore_mismatch_names_paths_under_params(tmp_path):
+def test_full_restore_mismatch_names_paths_under_target(tmp_path):
   _save_steps(tmp_path, [1])
   model = _state(0, vocab=24)
 
   with checkpoints.Checkpointer(tmp_path) as ckpt:
     with pytest.raises(checkpoints.CheckpointMismatchError,
-                       match=r"params/token_embedder/embedding expected "
+                       match=r"target/token_embedder/embedding expected "
                        r"\(24, 8\) found \(16, 8\)"):
       ckpt.restore(_abstract(model))
 

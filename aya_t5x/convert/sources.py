@@ -25,6 +25,7 @@ from aya_t5x import checkpoints
 from aya_t5x import model as model_lib
 from aya_t5x import network
 from aya_t5x import partitioning
+from aya_t5x import t5x_state
 from aya_t5x.convert import hf
 from aya_t5x.convert import layout
 from aya_t5x.convert import t5x_legacy
@@ -291,10 +292,11 @@ def _no_copy_registry():
 
 def write_checkpoint(output_dir: epath.PathLike, params: PyTree
                      ) -> epath.Path:
-  """Writes `MODEL_DIR/checkpoint_0` holding `{"step": 0, "params"}`.
+  """Writes `MODEL_DIR/checkpoint_0` holding `{"target", "state": {"step"}}`.
 
-  The layout is our Checkpointer's, so `INITIAL_CHECKPOINT_PATH` and
-  `restore_from_path(..., params_only=True)` read it. Arrays are written as
+  The names are our Checkpointer's (T5X's), with no optimizer state, so
+  `INITIAL_CHECKPOINT_PATH` and `restore_from_path(..., params_only=True)`
+  read it. Arrays are written as
   plain zarr (not OCDBT), which buffers nothing beyond the array being
   written, in chunks of at most 32 MiB: peak host memory stays near one
   copy of the parameters.
@@ -311,7 +313,8 @@ def write_checkpoint(output_dir: epath.PathLike, params: PyTree
       step_name_format=ocp.step.standard_name_format(
           step_prefix=checkpoints.STEP_PREFIX),
       enable_async_checkpointing=False, create=True)
-  state = {"step": np.zeros((), np.int32), "params": params}
+  state = t5x_state.to_t5x_names({"step": np.zeros((), np.int32),
+                                  "params": params})
   # Bounded chunks bound the encoding buffers TensorStore holds while writing.
   save_args = jax.tree.map(
       lambda _: ocp.SaveArgs(chunk_byte_size=_CHUNK_BYTES), state)
