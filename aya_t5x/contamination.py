@@ -73,6 +73,9 @@ SUITE_SPLITS = (
     EvalSplits("aya_evaluation_suite", ("aya evaluation suite",), ("test",),
                ("CohereForAI/aya_evaluation_suite",
                 "CohereLabs/aya_evaluation_suite")),
+    # The red-teaming prompts have one split, `train`, all of it evaluated.
+    EvalSplits("harmfulness", ("aya redteaming",), ("train",),
+               ("CohereForAI/aya_redteaming", "CohereLabs/aya_redteaming")),
 )
 
 
@@ -103,7 +106,7 @@ class EvalSplitFilter:
 
   def check(self, row: preprocessors.Row) -> tuple[str, str] | None:
     split = preprocessors.as_text(row.get("split")).strip().lower()
-    if not split or split == "train":
+    if not split:
       return None
     dataset = (f"{preprocessors.as_text(row.get('dataset'))} "
                f"{preprocessors.as_text(row.get('config'))}")

@@ -79,6 +79,8 @@ _FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl",
             ".jsonl.gz": "jsonl.gz", ".tfrecord": "tfrecord",
             ".tfrecords": "tfrecord"}
 _COMMIT_HASH = re.compile(r"[0-9a-f]{40}")
+# Prefix of a `Fields` column that a file may lack.
+OPTIONAL = "?"
 
 
 # --- Where the files are -----------------------------------------------------
@@ -374,7 +376,9 @@ class Fields:
 
   `inputs` and `targets` are required; `language` and `dataset` may be None
   (the task then gives every row one value); `extra` maps further row
-  fields the filters read (e.g. {"template": "template"}) to columns.
+  fields the filters read (e.g. {"template": "template"}) to columns. A
+  column written `?name` (`OPTIONAL`) may be absent from a file: its field
+  is then None (logged once), for layouts that may have dropped it.
   """
 
   inputs: str = "inputs"
@@ -416,7 +420,8 @@ def _decode_json(line: bytes, columns: Mapping[str, str]
   if not isinstance(record, dict):
     return BadRecord(preprocessors.MALFORMED, "line",
                      f"a JSON {type(record).__name__}, not an object")
-  return {name: record.get(column) for name, column in columns.items()}
+  return {name: record.get(column_name(column))
+          for name, column in columns.items()}
 
 
 def _decode_example(record: bytes, columns: Mapping[str, str]
@@ -428,7 +433,7 @@ def _decode_example(record: bytes, columns: Mapping[str, str]
                      f"tf.train.Example: {e}")
   row = {}
   for name, column in columns.items():
-    feature = example.features.feature.get(column)
+    feature = example.features.feature.get(column_name(column))
     values = list(feature.bytes_list.value) if feature is not None else []
     row[name] = values[0] if values else None
   return row
@@ -456,14 +461,34 @@ def _open_parquet(path: str):
   return pq.ParquetFile(path)
 
 
+def column_name(column: str) -> str:
+  """The file's column name of a `Fields` column (without `OPTIONAL`)."""
+  return column[len(OPTIONAL):] if column.startswith(OPTIONAL) else column
+
+
+_ABSENT_LOGGED: set[str] = set()
+
+
+def _log_absent(column: str, path: str) -> None:
+  if column not in _ABSENT_LOGGED:
+    _ABSENT_LOGGED.add(column)
+    logging.warning("%s has no column %r (optional): its field is empty in "
+                    "every row of such files.", path, column)
+
+
 def _parquet_columns(parquet, columns: Mapping[str, str], path: str):
+  """The file columns to read; a required one missing is an error."""
   names = set(parquet.schema_arrow.names)
-  missing = sorted({c for c in columns.values() if c not in names})
+  missing = sorted({c for c in columns.values()
+                    if not c.startswith(OPTIONAL) and c not in names})
   if missing:
     raise ValueError(f"{path} has no column(s) {missing}; it has "
                      f"{sorted(names)}. Map the fields with "
                      "aya_t5x.sources.Fields.")
-  return sorted(set(columns.values()))
+  for c in columns.values():
+    if c.startswith(OPTIONAL) and column_name(c) not in names:
+      _log_absent(column_name(c), path)
+  return sorted({column_name(c) for c in columns.values()} & names)
 
 
 def _column_values(table, column: str) -> list[Any]:
@@ -502,14 +527,16 @@ def read_parquet_group(path: str, group: int, columns: Mapping[str, str],
   parquet = _open_parquet(path)
   wanted = _parquet_columns(parquet, columns, path)
   language_column = columns.get("language")
+  language_column = language_column and column_name(language_column)
   if keep_language and language_column:
     only = _single_value_stats(parquet, group, language_column)
     if only is not None and not keep_language(only):
       return []
   table = parquet.read_row_group(group, columns=wanted)
   values = {c: _column_values(table, c) for c in wanted}
+  absent = [None] * table.num_rows
   start = sum(parquet.metadata.row_group(g).num_rows for g in range(group))
-  return [(start + i, {name: values[column][i]
+  return [(start + i, {name: values.get(column_name(column), absent)[i]
                        for name, column in columns.items()})
           for i in range(table.num_rows)]
 

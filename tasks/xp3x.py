@@ -1,9 +1,15 @@
 """xP3x: templated academic datasets in 277 languages (Aya Table 1, row 1).
 
 One task per Aya language, `aya_xp3x_<code>` (101 tasks), reading the
-language's directories of `CohereForAI/xP3x` (`data/<code>_<Script>/*.jsonl`,
-for every code and script the registry knows for it: `ara` reads `arb_Arab`,
-`ary_Arab`, ...; `zho` reads `zho_Hans` and `zho_Hant`). Each example keeps
+language's directories of `CohereForAI/xP3x` for every code and script the
+registry knows for it (`ara` reads `arb_Arab`, `ary_Arab`, ...; `zho` reads
+`zho_Hans` and `zho_Hant`), in either of the repository's layouts: JSONL
+`data/<code>_<Script>/*.jsonl` (the pinned revision, before commit 7df3179)
+or parquet `<code>_<Script>/train-*.parquet` (main since 7df3179, "convert to
+Parquet"); which one was found is logged. Whether the parquet files kept
+every column is not confirmed, so `template`, `config`, `split` and
+`dataset` may be absent (logged; without `split`, evaluation rows cannot be
+recognised). Each example keeps
 its xP3x `dataset` as metadata, so reports and mixtures see the datasets
 inside a language (`sources.count_task(...).kept_by_dataset`).
 
@@ -17,9 +23,12 @@ evaluation datasets), then the common hygiene. See
 `preprocessors.TemplatePruning`.
 """
 
+import dataclasses
 import functools
 import json
 import os
+
+from absl import logging
 
 import seqio
 
@@ -33,9 +42,13 @@ from aya_t5x.tasks import registry_helpers
 REPO_ID = "CohereForAI/xP3x"
 TEMPLATES_PATH = os.path.join(registry_helpers.DATA_DIR, "xp3x_templates.json")
 TASK_PREFIX = "aya_xp3x"
-FIELDS = sources.Fields(language=None, dataset="dataset",
-                        extra={"template": "template", "config": "config",
-                               "split": "split"})
+_MAYBE = sources.OPTIONAL
+FIELDS = sources.Fields(language=None, dataset=_MAYBE + "dataset",
+                        extra={"template": _MAYBE + "template",
+                               "config": _MAYBE + "config",
+                               "split": _MAYBE + "split"})
+JSONL_LAYOUT = "jsonl (data/<lang>/*.jsonl, before 7df3179)"
+PARQUET_LAYOUT = "parquet (<lang>/train-*.parquet, 7df3179 and later)"
 
 
 @functools.cache
@@ -61,14 +74,39 @@ def directory_patterns(language: languages.Language) -> tuple[str, ...]:
                for script in language.script_codes)
 
 
+def parquet_patterns(language: languages.Language) -> tuple[str, ...]:
+  """`<code>_<Script>/train-*.parquet`, the layout since commit 7df3179."""
+  return tuple(p[len("data/"):-len("*.jsonl")] + "train-*.parquet"
+               for p in directory_patterns(language))
+
+
+_LOGGED_LAYOUTS = set()
+
+
+@dataclasses.dataclass(frozen=True)
+class Xp3xFiles(sources.HubFiles):
+  """xP3x's files in either layout; logs which one a split was found in."""
+
+  def resolve(self, split: str) -> list[sources.ResolvedFile]:
+    files = super().resolve(split)
+    layout = (PARQUET_LAYOUT if sources.file_format(files[0].path)
+              == "parquet" else JSONL_LAYOUT)
+    if (self.repo_id, self.revision, layout) not in _LOGGED_LAYOUTS:
+      _LOGGED_LAYOUTS.add((self.repo_id, self.revision, layout))
+      logging.info("%s@%s: found the %s layout.", self.repo_id,
+                   self.revision or "main", layout)
+    return files
+
+
 def spec(language: str, revision: str | None = None) -> sources.SourceSpec:
   """The rows of one language's xP3x task."""
   language = languages.get(language)
   return sources.SourceSpec(
       source=catalog.XP3X,
-      files=sources.HubFiles(
+      files=Xp3xFiles(
           REPO_ID, revision or registry_helpers.hub_revision(REPO_ID),
-          {"train": directory_patterns(language)}),
+          {"train": directory_patterns(language) + parquet_patterns(
+              language)}),
       fields=FIELDS,
       language=language.code,
       filters=filters)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import seqio
 
 from aya_t5x import contamination
 from aya_t5x import sources
@@ -84,3 +85,46 @@ def test_every_split_the_suite_reads_is_excluded_from_training():
         assert split is None or split in entry.splits, (task, split)
   flores = contamination.for_repo("facebook/flores")
   assert {"dev", "devtest"} <= set(flores.splits)
+
+
+def _jsonl_to_parquet(jsonl_dir, parquet_dir, drop=()):
+  """The sample's JSONL files of a language as xP3x's parquet layout, one
+  file each, in name order (int64-free: xP3x rows are all strings)."""
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  names = sorted(p for p in jsonl_dir.iterdir() if p.suffix == ".jsonl")
+  for i, path in enumerate(names):
+    rows = [json.loads(l) for l in path.read_text(encoding="utf-8")
+            .splitlines() if l.strip()]
+    table = pa.Table.from_pylist([{k: v for k, v in r.items()
+                                   if k not in drop} for r in rows])
+    sources.write_parquet(
+        parquet_dir / f"train-{i:05d}-of-{len(names):05d}.parquet", table)
+
+
+@pytest.mark.parametrize("drop", [(), ("split", "config")])
+def test_xp3x_reads_the_parquet_layout_like_the_jsonl_one(
+    drop, tmp_path, hub_mirror, caplog):
+  import pathlib  # pylint: disable=g-import-not-at-top
+  from aya_t5x.tasks import registry_helpers  # pylint: disable=g-import-not-at-top
+  sample = pathlib.Path(registry_helpers.SAMPLE_DIR)
+  _jsonl_to_parquet(sample / "CohereForAI/xP3x/data/swh_Latn",
+                    tmp_path / "CohereForAI/xP3x/swh_Latn", drop)
+  name, = xp3x.register(vocabulary=vocabularies.demo_vocabulary(),
+                        prefix=f"test_parquet{len(drop)}_xp3x",
+                        codes=("swa",))
+  hub_mirror(sample)
+  from_jsonl = sources.count_task(name)
+  source = seqio.get_mixture_or_task(name).source
+  source.reset()
+  hub_mirror(tmp_path)
+  caplog.set_level("INFO")
+  xp3x._LOGGED_LAYOUTS.clear()  # pylint: disable=protected-access
+  sources._ABSENT_LOGGED.clear()  # pylint: disable=protected-access
+  from_parquet = sources.count_task(name)
+  assert [f.key for f in source.prepare("train").files] == [
+      f"swh_Latn/train-0000{i}-of-00006.parquet" for i in range(6)]
+  assert from_parquet.kept_by_language == from_jsonl.kept_by_language
+  assert from_parquet.by_reason() == from_jsonl.by_reason()
+  assert "found the parquet" in caplog.text
+  for column in drop:
+    assert f"has no column '{column}' (optional)" in caplog.text
