@@ -270,7 +270,9 @@ def fingerprint(task: seqio.Task, split: str) -> str:
     paths = [f.path for f in source.spec.files.resolve(split)]
   else:
     paths = list(source.list_shards(split))
-  text = "\n".join([task.name, split, settings_text(task)] +
+  # An exclusion list (aya_t5x.decontaminate) changes what is kept.
+  excluded = os.environ.get("AYA_EXCLUSION_LIST", "")
+  text = "\n".join([task.name, split, settings_text(task), excluded] +
                    [_file_stamp(p) for p in sorted(paths)])
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

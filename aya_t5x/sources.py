@@ -675,6 +675,10 @@ class RowSource(seqio.DataSource):
                        f"{formats}; use one format per split.")
     spec = self.spec
     filters = tuple(spec.filters())
+    from aya_t5x import decontaminate  # pylint: disable=g-import-not-at-top
+    excluded = decontaminate.exclusion_filter()  # $AYA_EXCLUSION_LIST
+    if excluded is not None:
+      filters += (excluded,)
     pipeline = preprocessors.RowPipeline(
         task=self.task, source=spec.source, languages=spec.languages,
         language=spec.language, dataset=spec.dataset, filters=filters,
