@@ -321,6 +321,8 @@ class RowPipeline:
   languages: frozenset[str] | None = None
   # A language for every row (xP3x directories), instead of the row's own.
   language: str | None = None
+  # The language of a row whose own is empty (a source without the column).
+  default_language: str | None = None
   # A dataset name for every row without a `dataset` value.
   dataset: str | None = None
   filters: Sequence[RowFilter] = ()
@@ -334,7 +336,7 @@ class RowPipeline:
   def _language_of(self, row: Row) -> str | None:
     if self.language is not None:
       return self.language
-    raw = as_text(row.get("language"))
+    raw = as_text(row.get("language")) or self.default_language or ""
     if raw not in self._language_cache:
       found = languages.find(raw)
       self._language_cache[raw] = found.code if found else None

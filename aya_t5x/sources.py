@@ -81,6 +81,8 @@ _FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl",
 _COMMIT_HASH = re.compile(r"[0-9a-f]{40}")
 # Prefix of a `Fields` column that a file may lack.
 OPTIONAL = "?"
+# Separates the names a `Fields` column may have (`labels|targets`).
+ALTERNATIVES = "|"
 
 
 # --- Where the files are -----------------------------------------------------
@@ -420,8 +422,7 @@ def _decode_json(line: bytes, columns: Mapping[str, str]
   if not isinstance(record, dict):
     return BadRecord(preprocessors.MALFORMED, "line",
                      f"a JSON {type(record).__name__}, not an object")
-  return {name: record.get(column_name(column))
-          for name, column in columns.items()}
+  return {name: _lookup(record, column) for name, column in columns.items()}
 
 
 def _decode_example(record: bytes, columns: Mapping[str, str]
@@ -433,7 +434,8 @@ def _decode_example(record: bytes, columns: Mapping[str, str]
                      f"tf.train.Example: {e}")
   row = {}
   for name, column in columns.items():
-    feature = example.features.feature.get(column_name(column))
+    feature = example.features.feature.get(
+        _pick(column, example.features.feature) or "")
     values = list(feature.bytes_list.value) if feature is not None else []
     row[name] = values[0] if values else None
   return row
@@ -466,6 +468,23 @@ def column_name(column: str) -> str:
   return column[len(OPTIONAL):] if column.startswith(OPTIONAL) else column
 
 
+def column_choices(column: str) -> list[str]:
+  """The names a `Fields` column may have, first match wins (`a|b`)."""
+  return column_name(column).split(ALTERNATIVES)
+
+
+def _pick(column: str, present) -> str | None:
+  """The first of a column's names that `present` holds."""
+  return next((c for c in column_choices(column) if c in present), None)
+
+
+def _lookup(record: Mapping[str, Any], column: str):
+  for name in column_choices(column):
+    if record.get(name) is not None:
+      return record[name]
+  return None
+
+
 _ABSENT_LOGGED: set[str] = set()
 
 
@@ -480,15 +499,15 @@ def _parquet_columns(parquet, columns: Mapping[str, str], path: str):
   """The file columns to read; a required one missing is an error."""
   names = set(parquet.schema_arrow.names)
   missing = sorted({c for c in columns.values()
-                    if not c.startswith(OPTIONAL) and c not in names})
+                    if not c.startswith(OPTIONAL) and not _pick(c, names)})
   if missing:
     raise ValueError(f"{path} has no column(s) {missing}; it has "
                      f"{sorted(names)}. Map the fields with "
                      "aya_t5x.sources.Fields.")
   for c in columns.values():
-    if c.startswith(OPTIONAL) and column_name(c) not in names:
+    if c.startswith(OPTIONAL) and not _pick(c, names):
       _log_absent(column_name(c), path)
-  return sorted({column_name(c) for c in columns.values()} & names)
+  return sorted({_pick(c, names) for c in columns.values()} - {None})
 
 
 def _column_values(table, column: str) -> list[Any]:
@@ -527,7 +546,8 @@ def read_parquet_group(path: str, group: int, columns: Mapping[str, str],
   parquet = _open_parquet(path)
   wanted = _parquet_columns(parquet, columns, path)
   language_column = columns.get("language")
-  language_column = language_column and column_name(language_column)
+  language_column = language_column and _pick(
+      language_column, parquet.schema_arrow.names)
   if keep_language and language_column:
     only = _single_value_stats(parquet, group, language_column)
     if only is not None and not keep_language(only):
@@ -536,8 +556,9 @@ def read_parquet_group(path: str, group: int, columns: Mapping[str, str],
   values = {c: _column_values(table, c) for c in wanted}
   absent = [None] * table.num_rows
   start = sum(parquet.metadata.row_group(g).num_rows for g in range(group))
-  return [(start + i, {name: values.get(column_name(column), absent)[i]
-                       for name, column in columns.items()})
+  actual = {name: _pick(column, values) for name, column in columns.items()}
+  return [(start + i, {name: values.get(actual[name], absent)[i]
+                       for name in columns})
           for i in range(table.num_rows)]
 
 
@@ -602,6 +623,8 @@ class SourceSpec:
   languages: frozenset[str] | None = None
   # One language for every row (when the files are per language).
   language: str | None = None
+  # The language of rows whose language field is empty or absent.
+  default_language: str | None = None
   # The `dataset` of rows without one: a fixed name, or the first directory
   # of the file's key when `dataset_from_dir` (the Aya Collection config).
   dataset: str | None = None
@@ -681,7 +704,8 @@ class RowSource(seqio.DataSource):
       filters += (excluded,)
     pipeline = preprocessors.RowPipeline(
         task=self.task, source=spec.source, languages=spec.languages,
-        language=spec.language, dataset=spec.dataset, filters=filters,
+        language=spec.language, default_language=spec.default_language,
+        dataset=spec.dataset, filters=filters,
         hygiene=spec.hygiene, cap=spec.cap, tally=self._tally)
     prepared = _Prepared(files, formats[0], pipeline, None)
     if any(hasattr(f, "prepare") for f in filters):

@@ -1,21 +1,24 @@
 """The Data Provenance Collection, commercially verified licenses (Table 1, row 2).
 
-One task, `aya_data_provenance`, over every language of
-`DataProvenanceInitiative/Commercially-Verified-Licenses` (14 in the paper,
-97.5% higher-resourced), with the paper's selection (section 2):
+One task, `aya_data_provenance`, over
+`DataProvenanceInitiative/Commercially-Verified-Licenses` as the Hub holds
+it: one JSONL file per collection, `data/<folder>/<Collection
+Name>-processed.jsonl` (names with spaces and dots, e.g. `Anthropic
+HH-RLHF.j-processed.jsonl`), rows `inputs`, `labels` (some files `targets`)
+and the dataset uid in `dataset` and/or `user_parent` (which one per file is
+not confirmed: the first present is read). The files carry no language
+column (14 languages in the paper, 97.5% higher-resourced); a row without
+one is English (`DEFAULT_LANGUAGE`) and a `language` column, where a file
+has one, wins. The paper's selection (section 2):
 
 - at most 20,000 rows per dataset (a reproducible uniform sample per
-  `dataset_name`, `preprocessors.Cap`);
-- no code, no entailment (NLI), coreference or sentence-comparison tasks
-  (`EXCLUDED_CATEGORIES`, matched as whole words in the task categories);
+  dataset uid, `preprocessors.Cap`);
+- no code: the code collections' folders (`CODE_FOLDERS`) are not read;
+  no entailment (NLI), coreference or sentence-comparison datasets
+  (`EXCLUDED_DATASETS`, matched as whole words in the dataset uid; the rows
+  carry no task categories);
 - nothing derived from the evaluation sets (`EVAL_DERIVED`, matched in the
-  dataset name and the datasets it derives from).
-
-The repository's schema is not documented where this was written and was not
-available offline: the columns are ASSUMED (tasks/data/hub_metadata.json)
-and mapped by `FIELDS`; `spec(fields=..., patterns=...)` takes the real
-ones. Exclusions read the row fields `task_categories` and `derived_from`,
-so map those names to whatever columns carry the information.
+  dataset uid).
 """
 
 from collections.abc import Mapping
@@ -29,16 +32,27 @@ from aya_t5x.tasks import registry_helpers
 
 REPO_ID = "DataProvenanceInitiative/Commercially-Verified-Licenses"
 TASK_NAME = "aya_data_provenance"
-SPLIT_PATTERNS = {"train": ("data/train-*.parquet",)}
+# The collection folders under data/ (hub_layouts: 14 of them).
+FOLDERS = ("commitpack_ft", "dolly_15k", "flan_2021", "flan_cot",
+           "flan_dialog", "flan_sni", "joke_explanation", "octopack_oa", "oig",
+           "open_assistant", "rlhf_anthropic_hh", "starcoder_selfinstruct",
+           "tasksource_instruct", "tasksource_symboltuning")
+# Code instructions (CommitPackFT, StarCoder self-instruct): never read.
+CODE_FOLDERS = ("commitpack_ft", "starcoder_selfinstruct")
+SPLIT_PATTERNS = {"train": tuple(f"data/{folder}/*-processed.jsonl"
+                                 for folder in FOLDERS
+                                 if folder not in CODE_FOLDERS)}
+DEFAULT_LANGUAGE = "eng"
 FIELDS = sources.Fields(
-    language="language", dataset="dataset_name",
-    extra={"task_categories": "task_categories",
-           "derived_from": "derived_from"})
+    targets="labels|targets", language=sources.OPTIONAL + "language",
+    dataset=sources.OPTIONAL + "dataset|user_parent")
 CAP_PER_DATASET = 20_000
-EXCLUDED_CATEGORIES = (
-    "code", "code generation", "programming", "entailment",
-    "natural language inference", "nli", "textual entailment",
-    "coreference", "coreference resolution", "sentence comparison")
+# NLI, coreference and sentence-comparison datasets, by name (whole words).
+EXCLUDED_DATASETS = (
+    "anli", "mnli", "multi nli", "multinli", "snli", "rte", "wnli", "qnli",
+    "cb", "entailment", "nli", "wsc", "winogrande", "coreference", "gap",
+    "definite pronoun resolution", "paws", "qqp", "mrpc", "stsb",
+    "glue sts", "sentence comparison", "code")
 # The Aya evaluation sets (spec section 4) and the English sets they come
 # from.
 EVAL_DERIVED = (
@@ -49,11 +63,10 @@ EVAL_DERIVED = (
 
 def filters() -> tuple[preprocessors.RowFilter, ...]:
   return (
-      preprocessors.MetadataExclusion(("task_categories",),
-                                      EXCLUDED_CATEGORIES,
-                                      "excluded_category"),
-      preprocessors.MetadataExclusion(("dataset", "derived_from"),
-                                      EVAL_DERIVED, "eval_derived"),
+      preprocessors.MetadataExclusion(("dataset",), EVAL_DERIVED,
+                                      "eval_derived"),
+      preprocessors.MetadataExclusion(("dataset",), EXCLUDED_DATASETS,
+                                      "excluded_task"),
   )
 
 
@@ -66,6 +79,7 @@ def spec(revision: str | None = None, fields: sources.Fields = FIELDS,
           REPO_ID, revision or registry_helpers.hub_revision(REPO_ID),
           dict(patterns or SPLIT_PATTERNS)),
       fields=fields,
+      default_language=DEFAULT_LANGUAGE,
       filters=filters,
       cap=preprocessors.Cap(cap, group_by=("dataset",)))
 

@@ -6,6 +6,7 @@ the sample through the Hub loaders' mirror path (AYA_DATA_DIR).
 """
 
 import importlib.util
+import json
 import os
 
 import pyarrow as pa
@@ -185,24 +186,30 @@ def test_translated_cap_is_3000_per_language_except_dolly(tmp_path,
 def test_data_provenance_caps_per_dataset_and_applies_exclusions(
     vocabulary, tmp_path, hub_mirror):
   data_provenance.register(vocabulary=vocabulary, name="test_data_provenance")
+  source = seqio.get_mixture_or_task("test_data_provenance").source
+  # The Hub's layout: names with spaces and dots; code folders unread.
+  assert "data/rlhf_anthropic_hh/Anthropic HH-RLHF.j-processed.jsonl" in [
+      f.key for f in source.prepare("train").files]
+  assert not any("commitpack" in f.key for f in source.prepare("train").files)
   report = sources.count_task("test_data_provenance")
+  # `labels` and `targets` files, `dataset` and `user_parent` uids.
   assert report.kept_by_dataset == {"flan/quartz": 3, "dolly_15k": 3,
-                                    "oasst_es": 3}
-  assert report.by_reason() == {"excluded_category:task_categories": 6,
+                                    "anthropic_hh": 3, "oasst_es": 3}
+  assert report.by_reason() == {"excluded_task:dataset": 3,
                                 "eval_derived:dataset": 3}
-  assert report.kept_by_language == {"eng": 6, "spa": 3}
+  # No language column: English; a file's own column wins.
+  assert report.kept_by_language == {"eng": 9, "spa": 3}
   _assert_tokenized(_tokenized("test_data_provenance"), vocabulary,
                     "data_provenance")
   # The 20,000 cap, per dataset: exercised at a smaller cap on more rows.
-  rows = [{"inputs": f"{name} q{i}", "targets": f"a{i}", "dataset_name": name,
-           "collection": "c", "task_categories": ["Question Answering"],
-           "language": "eng", "license": "MIT", "derived_from": []}
-          for name, n in (("big", 120), ("small", 30)) for i in range(n)]
-  directory = tmp_path / data_provenance.REPO_ID / "data"
+  directory = tmp_path / data_provenance.REPO_ID / "data" / "flan_2021"
   directory.mkdir(parents=True)
-  pq.write_table(pa.Table.from_pylist(
-      rows, schema=BUILDER.DATA_PROVENANCE_SCHEMA),
-                 directory / "train-00000-of-00001.parquet")
+  with open(directory / "Flan 2021-processed.jsonl", "w",
+            encoding="utf-8") as f:
+    for name, n in (("big", 120), ("small", 30)):
+      for i in range(n):
+        f.write(json.dumps({"inputs": f"{name} q{i}", "labels": f"a{i}",
+                            "dataset": name}) + "\n")
   hub_mirror(tmp_path)
   source = sources.RowSource("test_dp_cap", data_provenance.spec(cap=50))
   preprocessors.TALLY.reset("test_dp_cap")

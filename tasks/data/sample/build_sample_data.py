@@ -10,7 +10,7 @@ loaders read them through `AYA_DATA_DIR=tasks/data/sample`:
   CohereForAI/xP3x/data/<code>_<Script>/<dataset>_<template>.jsonl
   CohereForAI/aya_dataset/data/{train,test}-00000-of-00001.parquet
   CohereForAI/aya_collection/<config>/train-00000-of-00001.parquet
-  DataProvenanceInitiative/Commercially-Verified-Licenses/data/train-00000-of-00001.parquet
+  DataProvenanceInitiative/Commercially-Verified-Licenses/data/<folder>/<Collection Name>-processed.jsonl
   sharegpt_command/train-00000-of-00001.jsonl        (AYA_SHAREGPT_COMMAND_DIR)
   safety_distillation/train-00000-of-00001.jsonl     (AYA_SAFETY_DISTILLATION_DIR)
   custom/quechua/train.jsonl                         (README "Add your language")
@@ -252,40 +252,42 @@ def build_aya_collection(out: str) -> None:
            TRANSLATED_SCHEMA, row_group_size=5)
 
 
-DATA_PROVENANCE_SCHEMA = pa.schema([
-    ("inputs", pa.string()), ("targets", pa.string()),
-    ("dataset_name", pa.string()), ("collection", pa.string()),
-    ("task_categories", pa.list_(pa.string())), ("language", pa.string()),
-    ("license", pa.string()), ("derived_from", pa.list_(pa.string()))])
+# Data Provenance as the Hub holds it: one JSONL per collection, names with
+# spaces and dots, `labels` or `targets`, the dataset uid in `dataset` or
+# `user_parent`, a `language` column only where a file has one.
+# folder, file, targets column, dataset column, datasets, language.
+DATA_PROVENANCE_FILES = (
+    ("dolly_15k", "Dolly 15k-processed.jsonl", "labels", "dataset",
+     ("dolly_15k",), None),
+    ("flan_2021", "Flan 2021-processed.jsonl", "labels", "dataset",
+     ("flan/quartz", "flan/anli_r1", "flan/copa"), None),
+    ("rlhf_anthropic_hh", "Anthropic HH-RLHF.j-processed.jsonl", "targets",
+     "user_parent", ("anthropic_hh",), None),
+    ("open_assistant", "OpenAssistant OASST1-processed.jsonl", "labels",
+     "dataset", ("oasst_es",), "spa"),
+    ("commitpack_ft", "CommitPackFT-processed.jsonl", "labels", "dataset",
+     ("commitpackft",), None),  # Code: never read.
+)
 
 
 def build_data_provenance(out: str) -> None:
   root = os.path.join(out, "DataProvenanceInitiative",
                       "Commercially-Verified-Licenses", "data")
-  rows = []
-  kinds = [  # dataset, collection, categories, derived_from, language
-      ("flan/quartz", "Flan Collection", ["Question Answering"], ["quartz"],
-       "eng"),
-      ("dolly_15k", "Dolly 15k", ["Open-form Text Generation"], [], "eng"),
-      ("xp3/xnli_en", "xP3x", ["Natural Language Inference"], ["xnli"],
-       "eng"),
-      ("code_alpaca", "Code Alpaca", ["Code Generation"], [], "eng"),
-      ("flan/copa_rewrite", "Flan Collection", ["Question Answering"],
-       ["super_glue/copa"], "eng"),
-      ("oasst_es", "OpenAssistant", ["Dialog Generation"], [], "spa"),
-  ]
   spanish = ["El río es largo.", "Me gusta leer libros.",
              "El mercado abre temprano."]
-  for dataset, collection, categories, derived, language in kinds:
-    texts = spanish if language == "spa" else SENTENCES["eng"][:3]
-    for j, s in enumerate(texts):
-      rows.append({"inputs": f"[{dataset}] Rewrite politely: {s}",
-                   "targets": f"Could you note that {s[0].lower()}{s[1:]}",
-                   "dataset_name": dataset, "collection": collection,
-                   "task_categories": categories, "language": language,
-                   "license": "Apache License 2.0", "derived_from": derived})
-  _parquet(os.path.join(root, "train-00000-of-00001.parquet"), rows,
-           DATA_PROVENANCE_SCHEMA)
+  for folder, name, targets, dataset_column, datasets, language in (
+      DATA_PROVENANCE_FILES):
+    rows = []
+    for dataset in datasets:
+      texts = spanish if language == "spa" else SENTENCES["eng"][:3]
+      for s in texts:
+        row = {"inputs": f"[{dataset}] Rewrite politely: {s}",
+               targets: f"Could you note that {s[0].lower()}{s[1:]}",
+               dataset_column: dataset}
+        if language:
+          row["language"] = language
+        rows.append(row)
+    _jsonl(os.path.join(root, folder, name), rows)
 
 
 def build_sharegpt_command(out: str) -> None:
