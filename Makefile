@@ -20,7 +20,9 @@ $(INSTALLED): setup.py requirements/lock.txt requirements/core.txt requirements/
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-# Finetune the tiny mT5 on the shipped multilingual demo data, then evaluate.
+# Finetune the tiny mT5 on the shipped multilingual demo data, show what it
+# learned per language, then run every benchmark on its sample (a pipeline
+# check).
 # On the CPU unless JAX_PLATFORMS says otherwise (`make demo
 # JAX_PLATFORMS=tpu`): with libtpu installed, JAX's TPU probe would print
 # harmless but alarming errors ("unexpected worker hostname ...").
@@ -29,6 +31,7 @@ demo: $(INSTALLED)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python -m aya_t5x.train --gin_file=gin/aya_tiny_cpu.gin \
 	  --gin.MODEL_DIR="'$(DEMO_DIR)'"
+	$(BIN)/python -m aya_t5x.learning_report --model_dir=$(DEMO_DIR)
 	$(BIN)/python -m aya_t5x.eval --gin_file=gin/eval/demo.gin \
 	  --gin.CHECKPOINT_PATH="'$(DEMO_DIR)'" \
 	  --gin.EVAL_OUTPUT_DIR="'$(DEMO_DIR)/eval'"

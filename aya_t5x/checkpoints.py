@@ -586,6 +586,10 @@ class Checkpointer:
         create=not read_only)
 
   @property
+  def config(self) -> CheckpointConfig:
+    return self._config
+
+  @property
   def directory(self) -> epath.Path:
     return self._dir
 

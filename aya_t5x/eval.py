@@ -41,10 +41,13 @@ def main(command_line: gin_utils.CommandLine) -> dict:
   with evaluation.SETUP.usage_errors(TypeError, ValueError,
                                      FileNotFoundError, KeyError):
     summary = evaluation.evaluate()  # pylint: disable=missing-kwoa
-  result = summary["result"]
+  result, config = summary["result"], summary["config"]
   if summary["paths"]:
-    print(eval_report.markdown_table(result.results,
-                                     evaluation.report_notes(result)))
+    if config.title:
+      print(config.title)
+    print(eval_report.markdown_table(
+        result.results, evaluation.report_notes(result),
+        counts=result.counts, details=config.print_details), end="")
     print(f"aya_t5x.eval: {summary['checkpoint']} -> "
           f"{summary['paths']['markdown']}", flush=True)
   return summary

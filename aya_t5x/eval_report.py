@@ -22,6 +22,7 @@ left out of averages; the averages say over how many languages they are.
 """
 
 import argparse
+import collections
 import csv
 import json
 import math
@@ -141,29 +142,59 @@ def _row(cells: Sequence[str]) -> str:
   return "| " + " | ".join(cells) + " |"
 
 
-def summary_table(results: Results) -> str:
-  """One row per benchmark and metric: its HR/MR/LR/All averages."""
+def group_examples(per_language: Mapping[str, Mapping[str, float]],
+                   metric: str, counts: Mapping[str, int]) -> dict[str, int]:
+  """Examples behind each group's average: languages with a value only."""
+  totals = collections.Counter()
+  for language, metrics in per_language.items():
+    if _present(metrics.get(metric)):
+      totals[ALL] += counts.get(language, 0)
+      totals[resource_class(language)] += counts.get(language, 0)
+  return dict(totals)
+
+
+def _cell(value: float | None, n: int | None) -> str:
+  """A value, with the examples it stands on when they are known."""
+  return _fmt(value) if n is None or not _present(value) else (
+      f"{_fmt(value)} (n={n})")
+
+
+def summary_table(results: Results,
+                  counts: Mapping[str, Mapping[str, int]] | None = None
+                  ) -> str:
+  """One row per benchmark and metric: its HR/MR/LR/All averages.
+
+  With `counts` ({benchmark: {language: examples}}) every cell also says
+  how many examples it averages, so a reader sees when n is tiny.
+  """
   lines = [_row(["benchmark", "metric", *CLASSES, ALL, "languages"]),
            _row(["---", "---"] + ["---:"] * 5)]
   for benchmark, per_language in results.items():
     for metric in metric_names(per_language):
       averages = group_averages(per_language, metric)
-      cells = [_fmt(averages[g][0]) if g in averages else "-"
-               for g in CLASSES + (ALL,)]
+      examples = (group_examples(per_language, metric, counts[benchmark])
+                  if counts and benchmark in counts else {})
+      cells = [_cell(averages[g][0], examples.get(g)) if g in averages
+               else "-" for g in CLASSES + (ALL,)]
       count = str(averages[ALL][1]) if ALL in averages else "0"
       lines.append(_row([benchmark, metric, *cells, count]))
   return "\n".join(lines)
 
 
-def benchmark_table(per_language: Mapping[str, Mapping[str, float]]) -> str:
-  """Per-language rows, then the HR/MR/LR/All average rows."""
+def benchmark_table(per_language: Mapping[str, Mapping[str, float]],
+                    examples: Mapping[str, int] | None = None) -> str:
+  """Per-language rows (with n when `examples` is given), then the
+  HR/MR/LR/All average rows."""
   metrics = metric_names(per_language)
-  lines = [_row(["language", "name", "class", *metrics]),
-           _row(["---", "---", "---"] + ["---:"] * len(metrics))]
+  n_column = ["n"] if examples else []
+  lines = [_row(["language", "name", "class", *n_column, *metrics]),
+           _row(["---", "---", "---"] + ["---:"] * (len(metrics) +
+                                                    len(n_column)))]
   for language in sorted_languages(per_language):
     values = [_fmt(per_language[language].get(m)) for m in metrics]
+    n_cell = [str(examples.get(language, "-"))] if examples else []
     lines.append(_row([language, language_name(language),
-                       resource_class(language), *values]))
+                       resource_class(language), *n_cell, *values]))
   averages = {m: group_averages(per_language, m) for m in metrics}
   for group in CLASSES + (ALL,):
     if not any(group in averages[m] for m in metrics):
@@ -173,12 +204,14 @@ def benchmark_table(per_language: Mapping[str, Mapping[str, float]]) -> str:
     values = [_fmt(averages[m][group][0]) if group in averages[m] else "-"
               for m in metrics]
     lines.append(_row([label, "", group if group != ALL else "",
-                       *values]))
+                       *([""] if examples else []), *values]))
   return "\n".join(lines)
 
 
 def markdown_table(results: Results,
-                   notes: Mapping[str, str] | None = None) -> str:
+                   notes: Mapping[str, str] | None = None, *,
+                   counts: Mapping[str, Mapping[str, int]] | None = None,
+                   details: bool = True) -> str:
   """The summary table, then each benchmark's per-language table.
 
   Args:
@@ -186,15 +219,20 @@ def markdown_table(results: Results,
     notes: text shown under a benchmark's table (key = benchmark name,
       e.g. which BLEU tokenizer was used) or, for any other key, under the
       summary as `key: text`.
+    counts: {benchmark: {language: examples}}: adds n to every cell.
+    details: False keeps the summary table (no heading) and general
+      notes only: a short printout.
   """
   results, notes = validate(results), dict(notes or {})
-  parts = ["## Summary (averages over languages)", "",
-           summary_table(results)]
+  counts = counts or {}
+  parts = (["## Summary (averages over languages)", ""] if details else []
+           ) + [summary_table(results, counts)]
   general = [f"- {k}: {v}" for k, v in notes.items() if k not in results]
   if general:
     parts += [""] + general
-  for benchmark, per_language in results.items():
-    parts += ["", f"## {benchmark}", "", benchmark_table(per_language)]
+  for benchmark, per_language in results.items() if details else ():
+    parts += ["", f"## {benchmark}", "",
+              benchmark_table(per_language, counts.get(benchmark))]
     if benchmark in notes:
       parts += ["", f"Note: {notes[benchmark]}"]
   return "\n".join(parts) + "\n"
@@ -233,6 +271,25 @@ def _file_stem(name: str) -> str:
   return re.sub(r"[^\w.-]+", "_", name).strip("_") or "benchmark"
 
 
+def _label_bars(ax, bars, values: Sequence[float | None]) -> None:
+  """Each bar's value above it (`-` for a missing one)."""
+  ax.bar_label(bars, [_fmt(v) for v in values], fontsize=7, padding=1)
+
+
+def _value_axis(ax, values: Sequence[float | None]) -> None:
+  """From 0 (or the lowest value) to a margin above the highest, so labels
+  fit; an all-zero panel gets 0..1 and says so, instead of matplotlib's
+  -0.04..0.04 around a line of nothing."""
+  present = [v for v in values if _present(v)]
+  low, high = min(present + [0.0]), max(present + [0.0])
+  if low == high == 0.0:
+    ax.set_ylim(0, 1)
+    ax.text(0.5, 0.5, "all values 0" if present else "no values",
+            transform=ax.transAxes, ha="center", va="center", color="#666")
+    return
+  ax.set_ylim(low * 1.2, high * 1.2 if high > 0 else 0)
+
+
 def plot_benchmark(benchmark: str,
                    per_language: Mapping[str, Mapping[str, float]],
                    path: str) -> str:
@@ -252,8 +309,9 @@ def plot_benchmark(benchmark: str,
   colours = [CLASS_COLOURS[resource_class(l)] for l in order]
   for ax, metric in zip(axes, metrics):
     values = [per_language[l].get(metric, math.nan) for l in order]
-    ax.bar(range(len(order)), [v if _present(v) else 0 for v in values],
-           color=colours)
+    bars = ax.bar(range(len(order)),
+                  [v if _present(v) else 0 for v in values], color=colours)
+    _label_bars(ax, bars, values)
     for group, (mean, _) in group_averages(per_language, metric).items():
       if group in CLASS_COLOURS:
         ax.axhline(mean, color=CLASS_COLOURS[group], linestyle="--",
@@ -261,6 +319,7 @@ def plot_benchmark(benchmark: str,
     ax.set_xticks(range(len(order)), order, rotation=90, fontsize=8)
     ax.set_ylabel(metric)
     ax.set_xlim(-0.6, len(order) - 0.4)
+    _value_axis(ax, values)
   present = dict.fromkeys(resource_class(l) for l in order)
   axes[0].legend(handles=[Patch(color=CLASS_COLOURS[c],
                                 label=c if c != UNCLASSIFIED else "other")
@@ -276,7 +335,9 @@ def plot_benchmark(benchmark: str,
 
 
 def write_reports(results: Results, output_dir: str, *,
-                  notes: Mapping[str, str] | None = None) -> dict[str, str]:
+                  notes: Mapping[str, str] | None = None,
+                  counts: Mapping[str, Mapping[str, int]] | None = None
+                  ) -> dict[str, str]:
   """Writes a run's reports; returns {kind: path}.
 
   Files: results.json (the results as given), results.csv (long format),
@@ -299,7 +360,8 @@ def write_reports(results: Results, output_dir: str, *,
   _write_results_csv(results, paths["csv"])
   _write_averages_csv(results, paths["averages_csv"])
   with open(paths["markdown"], "w", encoding="utf-8") as f:
-    f.write("# Evaluation results\n\n" + markdown_table(results, notes))
+    f.write("# Evaluation results\n\n" +
+            markdown_table(results, notes, counts=counts))
   for benchmark, per_language in results.items():
     if per_language and metric_names(per_language):
       png = os.path.join(output_dir, "plots",
@@ -418,12 +480,15 @@ def _plot_compare(runs: Mapping[str, Results], benchmark: str,
   for ax, metric in zip(axes, metrics):
     groups = [r for r in rows if r[1] == metric]
     for i, name in enumerate(runs):
-      ax.bar([g + i * width for g in range(len(groups))],
-             [r[4][i] if _present(r[4][i]) else 0
-              for r in groups], width, label=name)
+      values = [r[4][i] for r in groups]
+      bars = ax.bar([g + i * width for g in range(len(groups))],
+                    [v if _present(v) else 0 for v in values], width,
+                    label=name)
+      _label_bars(ax, bars, values)
     ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))],
-                  [r[2].split(" ")[0] for r in groups])
+                  [r[2].replace(" average", "") for r in groups])
     ax.set_ylabel(metric)
+    _value_axis(ax, [v for r in groups for v in r[4]])
   axes[0].set_title(f"{benchmark} (averages over shared languages)")
   axes[0].legend(fontsize=8)
   fig.savefig(path, dpi=100)
@@ -471,20 +536,24 @@ def _parser() -> argparse.ArgumentParser:
                            "by side.")
   compare.add_argument("results", nargs="+")
   compare.add_argument("--output_dir", required=True)
+  compare.add_argument("--label", action="append", default=[],
+                       help="The run's label, once per file in order "
+                       "(default: each file's folder name).")
   compare.add_argument("--names", default=None,
-                       help="Comma-separated labels, one per file (default: "
-                       "each file's folder name).")
+                       help="Comma-separated labels (same as --label).")
   return parser
 
 
 def _compare(args: argparse.Namespace) -> str:
   if len(args.results) < 2:
     raise ValueError("compare needs at least two results files.")
-  names = (args.names.split(",") if args.names
-           else default_names(args.results))
+  if args.label and args.names:
+    raise ValueError("give --label (once per file) or --names, not both.")
+  names = (args.label or (args.names.split(",") if args.names else None)
+           or default_names(args.results))
   if len(names) != len(args.results) or len(set(names)) != len(names):
-    raise ValueError(f"--names={args.names}: give {len(args.results)} "
-                     "distinct comma-separated labels, one per file.")
+    raise ValueError(f"labels {names}: give {len(args.results)} distinct "
+                     "labels, one --label per results file in order.")
   runs = {n: load_results(p) for n, p in zip(names, args.results)}
   paths = write_comparison(runs, args.output_dir)
   return compare_markdown(runs) + "\nwrote " + ", ".join(paths.values())

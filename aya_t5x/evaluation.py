@@ -43,6 +43,7 @@ from aya_t5x import gin_utils
 from aya_t5x import inference
 from aya_t5x import model as model_lib
 from aya_t5x import partitioning
+from aya_t5x import progress
 from aya_t5x import rank_classification
 from aya_t5x import sources
 
@@ -340,9 +341,15 @@ def _run_suite(predictor: inference.Predictor, config: SuiteConfig,
   benches = check_suite(config)
   encoder = _Encoder(predictor.vocabulary, predictor.max_input_length)
   result = SuiteResult()
-  for bench in benches:
-    logging.info("Evaluating %s", bench.name)
-    _run_benchmark(predictor, encoder, bench, config, result, output_dir)
+  with progress.Progress(len(benches), "eval", unit="benchmark",
+                         enabled=jax.process_index() == 0) as bar:
+    for bench in benches:
+      logging.info("Evaluating %s", bench.name)
+      bar.set(benchmark=bench.name)
+      _run_benchmark(predictor, encoder, bench, config, result, output_dir)
+      bar.set(benchmark=bench.name, examples=sum(
+          sum(c.values()) for c in result.counts.values()))
+      bar.update()
   result.truncated_prompts = encoder.truncated
   return result
 
@@ -353,9 +360,12 @@ def report_notes(result: SuiteResult) -> dict[str, str]:
   for name in ("flores_x_en", "flores_en_x"):
     if name in result.results:
       notes[name] = eval_metrics.bleu_tokenizer_description()
-  for name, path in result.outputs.items():
-    if name not in result.results:
-      notes[f"{name} generations"] = f"{path} (judge with aya_t5x.judge)"
+  generated = {n: p for n, p in result.outputs.items()
+               if n not in result.results}
+  if generated:
+    folder = os.path.dirname(next(iter(generated.values())))
+    notes["open-ended generations"] = (
+        f"{', '.join(generated)} in {folder} (judge with aya_t5x.judge)")
   missing = sum(len(v) for v in result.missing.values())
   if missing:
     notes["languages without data"] = (
@@ -373,7 +383,8 @@ def report_notes(result: SuiteResult) -> dict[str, str]:
 def write_outputs(result: SuiteResult, output_dir: str) -> dict[str, str]:
   """results.json/csv/md and plots (`eval_report`), plus details.json."""
   paths = eval_report.write_reports(result.results, output_dir,
-                                    notes=report_notes(result))
+                                    notes=report_notes(result),
+                                    counts=result.counts)
   paths["details"] = os.path.join(output_dir, "details.json")
   with open(paths["details"], "w", encoding="utf-8") as f:
     json.dump(result.details(), f, indent=2, ensure_ascii=False)
@@ -393,6 +404,11 @@ class EvalConfig:
   output_dir: str  # EVAL_OUTPUT_DIR: results.*, plots/, JSONL outputs.
   batch_size: int = 8  # BATCH_SIZE: rows per scoring/decoding call.
   max_input_length: int = 1024  # MAX_INPUT_LENGTH: longer prompts cut.
+  # EVAL_TITLE: printed above the table (e.g. what the numbers can mean).
+  title: str | None = None
+  # PRINT_DETAILS: also print every benchmark's per-language table
+  # (results.md always has them).
+  print_details: bool = True
 
   def __post_init__(self):
     for name, value in (("CHECKPOINT_PATH", self.checkpoint_path),
@@ -439,7 +455,8 @@ def evaluate(*, model: model_lib.EncoderDecoderModel,
   paths = {}
   if jax.process_index() == 0:
     paths = write_outputs(result, config.output_dir)
-  return {"checkpoint": checkpoint, "result": result, "paths": paths}
+  return {"checkpoint": checkpoint, "result": result, "paths": paths,
+          "config": config}
 
 
 # ------------------------------------------------------ during training ---

@@ -27,7 +27,6 @@ if __name__ == "__main__":
 from absl import logging
 import gin
 import seqio
-import tqdm
 
 from aya_t5x import data
 from aya_t5x import decoding
@@ -36,6 +35,7 @@ from aya_t5x import gin_utils
 from aya_t5x import inference
 from aya_t5x import model as model_lib
 from aya_t5x import partitioning
+from aya_t5x import progress
 
 Row = dict[str, Any]
 _RESERVED = ("index", "prediction", "score")
@@ -232,8 +232,8 @@ def infer(*, model: model_lib.EncoderDecoderModel,
       batch_size=config.batch_size, max_input_length=config.max_input_length,
       partitioner=partitioning.Partitioner(partitioning_config))
   _SETUP.finish()
-  with tqdm.tqdm(total=len(rows), initial=start, unit="ex",
-                 desc=config.name) as bar:
+  with progress.Progress(len(rows), config.name, unit="ex",
+                         initial=start) as bar:
     for begin in range(start, len(rows), predictor.batch_size):
       chunk = rows[begin:begin + predictor.batch_size]
       generations = predictor.generate([r["inputs"] for r in chunk],

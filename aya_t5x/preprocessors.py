@@ -150,8 +150,10 @@ class Tally:
       self._logged[(task, reason, field)] += 1
       count = self._logged[(task, reason, field)]
     if count <= _WARNINGS_PER_KIND:
+      # Per-row lines are for --verbose (INFO): every drop is counted in
+      # the task's Report (sources.count_task) whatever the log level.
       verb = "Truncating" if reason in NOT_DROPS else "Dropping"
-      logging.warning("%s %s row %s:%s: %s (field %r)%s%s", verb, task, path,
+      logging.info("%s %s row %s:%s: %s (field %r)%s%s", verb, task, path,
                       row, reason, field, f": {detail}" if detail else "",
                       " [later ones of this kind are only counted]"
                       if count == _WARNINGS_PER_KIND else "")

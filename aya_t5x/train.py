@@ -36,6 +36,7 @@ from aya_t5x import model as model_lib
 from aya_t5x import multihost
 from aya_t5x import optim
 from aya_t5x import partitioning
+from aya_t5x import progress
 from aya_t5x import trainer as trainer_lib
 
 PyTree = Any
@@ -172,7 +173,9 @@ def _train_loop(run: _Run, state: PyTree) -> tuple[PyTree, str, list[dict]]:
   step = int(jax.device_get(state["step"]))
   logger = _StepLogger(run.writer, _examples_seen_before(run.writer, step))
   status = "finished"
-  with checkpoints.PreemptionHandler() as preemption:
+  bar = progress.Progress(cfg.total_steps, "train", unit="step",
+                          initial=step, enabled=jax.process_index() == 0)
+  with checkpoints.PreemptionHandler() as preemption, bar:
     while step < cfg.total_steps:
       host_batch = next(run.train_iterator)
       state, metrics = run.trainer.train_step(
@@ -182,6 +185,8 @@ def _train_loop(run: _Run, state: PyTree) -> tuple[PyTree, str, list[dict]]:
           "data/batch_fingerprint": data.batch_fingerprint(host_batch)}))
       if step % cfg.log_period == 0:
         logger.flush()
+        bar.set(**_progress_status(run, logger.history[-1], step))
+      bar.update()
       if run.eval_cfg is not None and step % cfg.eval_period == 0:
         _eval_at(run, state, step)
       if preemption.should_stop(step):
@@ -192,6 +197,15 @@ def _train_loop(run: _Run, state: PyTree) -> tuple[PyTree, str, list[dict]]:
   run.checkpointer.save(step, state, run.train_iterator, force=True)
   run.checkpointer.wait_until_finished()
   return state, status, logger.history
+
+
+def _progress_status(run: _Run, row: Mapping[str, float], step: int
+                     ) -> dict[str, Any]:
+  """Loss, speed and the next checkpoint, for the progress bar."""
+  period = run.checkpointer.config.period
+  return {"loss": row["loss"], "tokens/s": row["timing/tokens_per_second"],
+          "next checkpoint": min((step // period + 1) * period,
+                                 run.config.total_steps)}
 
 
 def _eval_at(run: _Run, state: PyTree, step: int) -> dict:
@@ -296,11 +310,16 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                  f"-> {last['loss']:.4f} (step {last['step']}); accuracy "
                  f"{first['accuracy']:.3f} -> {last['accuracy']:.3f}")
     lines.append(f"  speed: {last['timing/tokens_per_second']:.0f} tokens/s")
-  for name in ("initial_eval", "final_eval"):
-    if summary.get(name):
-      ev = summary[name]
-      lines.append(f"  {name.replace('_', ' ')}: loss {ev['loss']:.4f}, "
-                   f"token accuracy {ev['accuracy']:.3f}")
+  first, last = summary.get("initial_eval"), summary.get("final_eval")
+  if first and last:
+    lines.append(f"  eval: loss {first['loss']:.4f} -> {last['loss']:.4f}, "
+                 f"token accuracy {first['accuracy']:.3f} -> "
+                 f"{last['accuracy']:.3f} (before -> after)")
+  else:
+    for name, ev in (("initial eval", first), ("final eval", last)):
+      if ev:
+        lines.append(f"  {name}: loss {ev['loss']:.4f}, "
+                     f"token accuracy {ev['accuracy']:.3f}")
   lines.append(f"  checkpoints: {summary['model_dir']}/checkpoint_"
                f"{{{','.join(map(str, summary['checkpoint_steps']))}}}")
   lines.append(f"  metrics: {summary['metrics']} (TensorBoard: "

@@ -64,7 +64,10 @@ def test_eval_cli_writes_results_for_a_trained_tiny_model(trained, tmp_path,
              for r in rows)
   markdown = (out / "results.md").read_text(encoding="utf-8")
   assert "## xnli" in markdown and "## Summary" in markdown
-  assert "| fra | French |" in capsys.readouterr().out
+  assert "| fra | French | HR | 15 |" in markdown  # n per language.
+  printed = capsys.readouterr().out  # The demo prints the summary only.
+  assert "Pipeline check" in printed and "## xnli" not in printed
+  assert "| xnli | accuracy |" in printed and "(n=60)" in printed
 
 
 def test_benchmarks_during_training_reach_eval_metrics(trained):

@@ -179,3 +179,36 @@ def test_report_cli_regenerates_reports_from_results_json(tmp_path, capsys):
   assert "| xcopa | accuracy | 80.0 | 65.0 | 40.0 | 60.0 | 5 |" in (
       capsys.readouterr().out)
   assert (tmp_path / "rep" / "plots" / "xcopa.png").exists()
+
+
+def test_compare_labels_the_runs_as_given(tmp_path, capsys):
+  a = _run_dir(tmp_path, "run_a", RESULTS)
+  b = _run_dir(tmp_path, "run_b", RESULTS)
+  assert eval_report.main(["compare", a, b, "--label=mT0", "--label=Aya",
+                           f"--output_dir={tmp_path / 'cmp'}"]) == 0
+  assert "| language | class | mT0 | Aya |" in capsys.readouterr().out
+  assert eval_report.main(["compare", a, b, "--label=mT0",
+                           f"--output_dir={tmp_path / 'cmp'}"]) == 2
+  assert "one --label per results file" in capsys.readouterr().err
+
+
+def test_tables_say_how_many_examples_each_cell_stands_on():
+  counts = {"xcopa": {"zho": 3, "est": 3, "tha": 2, "hat": 4, "que": 4}}
+  text = eval_report.markdown_table(RESULTS, counts=counts)
+  assert "| xcopa | accuracy | 80.0 (n=3) | 65.0 (n=5) | 40.0 (n=4) | " \
+      "60.0 (n=16) | 5 |" in text
+  assert _table_rows(text, "tha") == [["tha", "Thai", "MR", "2", "70.0"]]
+  # FLORES has no counts: plain cells.
+  assert "| flores_x_en | bleu_13a | 10.0 | - | 5.0 | 7.5 | 2 |" in text
+  assert "## xcopa" not in eval_report.markdown_table(
+      RESULTS, counts=counts, details=False)
+
+
+@pytest.mark.parametrize("values,ylim", [([0.0, 0.0, None], (0.0, 1.0)),
+                                         ([10.0, 50.0], (0.0, 60.0)),
+                                         ([-5.0, 5.0], (-6.0, 6.0))])
+def test_value_axes_fit_the_values(values, ylim):
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  ax = Figure().subplots()
+  eval_report._value_axis(ax, values)  # pylint: disable=protected-access
+  assert ax.get_ylim() == pytest.approx(ylim)

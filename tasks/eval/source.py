@@ -122,7 +122,9 @@ class EvalSource(seqio.DataSource):
         yield row
 
   def _skip(self, where: str, error: example_lib.BadRow) -> None:
-    logging.warning("%s: skipping row %s: %s", self.task, where, error)
+    # Counted, and summed up under the report (its "skipped rows" note):
+    # the row itself is for --verbose.
+    logging.info("%s: skipping row %s: %s", self.task, where, error)
     with self._lock:
       self.skipped[(error.reason, error.field)] += 1
 
