@@ -170,3 +170,23 @@ def test_tasks_serve_the_same_examples_as_tf_data_for_seqio(eval_sample_mirror):
   assert [r["inputs"].decode() for r in rows] == [e.inputs for e in examples]
   assert all(len(r["options"]) == 2 and r["label"] in (0, 1) for r in rows)
   assert rows[0]["targets"].decode() == examples[0].targets[0]
+
+
+def test_global_mmlu_reads_its_hub_schema_five_shot_and_split_by_culture(
+    eval_sample_mirror):
+  import aya_t5x.tasks.eval  # pylint: disable=g-import-not-at-top,unused-import
+  source = benchmark.eval_source("aya_eval_global_mmlu_swa")
+  examples = source.examples()
+  assert [e.label for e in examples] == [2, 3]
+  assert source.skipped == {("answer 'E' is not A-D", "answer"): 1}
+  first = examples[0]
+  assert first.inputs.count("Answer:") == 3  # Two dev shots + the question.
+  assert first.inputs.rstrip().endswith("Answer:")
+  assert "Mji mkuu wa Kenya" in first.inputs and "Nairobi" in first.inputs
+  assert first.options == prompts.MMLU_LETTERS
+  assert first.id == "geography/test/0"
+  sensitive = benchmark.eval_source("aya_eval_global_mmlu_cs_swa").examples()
+  agnostic = benchmark.eval_source("aya_eval_global_mmlu_ca_swa").examples()
+  assert [e.id for e in sensitive] == ["geography/test/0"]
+  assert [e.id for e in agnostic] == ["elementary_mathematics/test/1"]
+  assert len(benchmark.get("global_mmlu").tasks) == 42

@@ -12,6 +12,7 @@ XLSum, TyDiQA), `open_ended` (the aya_evaluation_suite sets),
 # pylint: disable=g-import-not-at-top
 from aya_t5x.tasks.eval import benchmark
 from aya_t5x.tasks.eval import generative
+from aya_t5x.tasks.eval import global_mmlu
 from aya_t5x.tasks.eval import harmfulness
 from aya_t5x.tasks.eval import heldout
 from aya_t5x.tasks.eval import mmlu
@@ -19,6 +20,7 @@ from aya_t5x.tasks.eval import open_ended
 
 heldout.register()
 mmlu.register()
+global_mmlu.register()
 generative.register()
 open_ended.register()
 harmfulness.register()

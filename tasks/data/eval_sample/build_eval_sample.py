@@ -332,9 +332,50 @@ def write_open_ended(out_dir: str) -> None:
                      "script": [r[4] for r in rows]}))
 
 
+# Global-MMLU (CohereLabs/Global-MMLU, <lang>/{dev,test}-*.parquet):
+# config -> (question, options, answer, subject, cultural label) per split.
+GLOBAL_MMLU = {
+    "sw": {
+        "dev": [("Mto mrefu zaidi duniani ni upi?",
+                 ("Nile", "Tana", "Rufiji", "Pangani"), "A", "geography",
+                 "CA"),
+                ("2 + 3 ni ngapi?", ("4", "5", "6", "7"), "B",
+                 "elementary_mathematics", "CA")],
+        "test": [("Mji mkuu wa Kenya ni upi?",
+                  ("Mombasa", "Kisumu", "Nairobi", "Nakuru"), "C",
+                  "geography", "CS"),
+                 ("4 + 4 ni ngapi?", ("6", "7", "9", "8"), "D",
+                  "elementary_mathematics", "CA"),
+                 ("Swali bila jibu sahihi?", ("a", "b", "c", "d"), "E",
+                  "geography", "CA")],  # Answer not A-D: skipped.
+    },
+}
+
+
+def write_global_mmlu(out_dir: str) -> None:
+  for config, splits in GLOBAL_MMLU.items():
+    for split, rows in splits.items():
+      columns = {
+          "sample_id": [f"{r[3]}/{split}/{i}" for i, r in enumerate(rows)],
+          "subject": [r[3] for r in rows],
+          "subject_category": ["STEM" if "math" in r[3] else "Humanities"
+                               for r in rows],
+          "question": [r[0] for r in rows]}
+      for k, option in enumerate(("option_a", "option_b", "option_c",
+                                  "option_d")):
+        columns[option] = [r[1][k] for r in rows]
+      columns["answer"] = [r[2] for r in rows]
+      # The columns hub_layouts confirms (the Hub has more, unread here).
+      columns["cultural_sensitivity_label"] = [r[4] for r in rows]
+      columns["is_annotated"] = [True] * len(rows)
+      _write(out_dir, _upload("CohereLabs/Global-MMLU", config, split),
+             pa.table(columns))
+
+
 def main(out_dir: str = OUT_DIR) -> None:
   write_heldout(out_dir)
   write_mmlu(out_dir)
+  write_global_mmlu(out_dir)
   write_generative(out_dir)
   write_open_ended(out_dir)
 
