@@ -25,6 +25,11 @@ from aya_t5x import startup
 DEFAULT_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin")
 _MACRO_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# A gin file for upstream T5X: it imports t5x modules or includes T5X's own
+# gin files (t5x/...) or ours for T5X (gin/t5x/...).
+_UPSTREAM_T5X_GIN = re.compile(
+    r"^\s*(from\s+t5x[\s.]|import\s+t5x\b|include\s+['\"]([^'\"]*/)?t5x/)",
+    re.MULTILINE)
 
 
 class UsageError(ValueError):
@@ -94,6 +99,28 @@ def _resolve_gin_file(path: str, search_paths: Sequence[str]) -> str:
                    f"{', '.join(['.'] + list(search_paths))}).")
 
 
+def _t5x_command() -> str:
+  """The upstream T5X command that matches the running one (t5x.train...)."""
+  spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+  name = (spec.name if spec else "").rsplit(".", 1)[-1]
+  return f"python -m t5x.{name if name in ('eval', 'infer') else 'train'}"
+
+
+def _refuse_upstream_t5x_file(path: str, resolved: str) -> None:
+  """A T5X gin file fails here in one line, not deep inside gin's parser.
+
+  Its `train_script.train` bindings would land on our `train` (whose
+  arguments differ) and its includes are not on our search path.
+  """
+  with open(resolved, encoding="utf-8") as f:
+    if not _UPSTREAM_T5X_GIN.search(f.read()):
+      return
+  raise UsageError(
+      f"--gin_file {path} is for upstream T5X: run `{_t5x_command()} "
+      f"--gin_file={path}` (docs/t5x.md); aya_t5x's own run files are the "
+      "gin/*.gin outside gin/t5x/.")
+
+
 @contextlib.contextmanager
 def _quiet_include_search():
   """gin logs an ERROR for every search path an `include` is not found in."""
@@ -154,6 +181,7 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
     gin.add_config_file_search_path(path)
   for path in gin_files:
     resolved = _resolve_gin_file(path, search_paths)
+    _refuse_upstream_t5x_file(path, resolved)
     try:
       with _quiet_include_search():
         gin.parse_config_file(resolved)

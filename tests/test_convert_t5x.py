@@ -1,12 +1,15 @@
 """Upstream T5X checkpoints in: the legacy format, and T5X weights out to HF."""
 
 import dataclasses
+import os
 
+import gin
 import jax
 import numpy as np
 import pytest
 
 from aya_t5x import checkpoints
+from aya_t5x import gin_utils
 from aya_t5x import model as model_lib
 from aya_t5x import optim
 from aya_t5x import partitioning
@@ -85,6 +88,29 @@ def test_finetuning_from_legacy_checkpoint_via_initial_checkpoint_path(
 
   assert int(state["step"]) == 1
   assert float(metrics["loss"]) == pytest.approx(golden.STEP1_LOSS, rel=1e-6)
+
+
+def test_keep_optimizer_gin_finetunes_from_t5x_step_and_adafactor_state(
+    tmp_path):
+  """runs/keep_optimizer.gin: T5X's finetuning default, the paper's choice."""
+  gin.clear_config()
+  gin.parse_config_file(os.path.join(gin_utils.DEFAULT_GIN_DIR, "runs",
+                                     "keep_optimizer.gin"))
+  try:
+    restore = dataclasses.replace(
+        checkpoints.RestoreCheckpointConfig(),
+        path=golden.path("checkpoints", "checkpoint_30"), mode="specific")
+  finally:
+    gin.clear_config()
+  trainer = _golden_trainer()
+  with checkpoints.Checkpointer(tmp_path / "run") as checkpointer:
+    state = checkpoints.restore_or_init(checkpointer, restore,
+                                        trainer.abstract_state(),
+                                        trainer.init_state)
+
+  assert int(state["step"]) == 30
+  second_moments = jax.tree.leaves(jax.device_get(state["opt_state"]))
+  assert all(np.all(v > 0) for v in second_moments)
 
 
 def test_legacy_checkpoint_that_does_not_fit_names_the_array(tmp_path):

@@ -1,5 +1,6 @@
 """The train CLI end to end: bad input, preemption and exact resume."""
 
+import glob
 import json
 import os
 import signal
@@ -61,6 +62,23 @@ def test_bad_configuration_fails_early_with_a_named_culprit(
                  if l.startswith("error: ")]
   assert len(error_lines) == 1
   assert needle in error_lines[0], error_lines[0]
+
+
+@pytest.mark.parametrize("gin_file", sorted(
+    os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "gin",
+                                                              "t5x", "*.gin"))))
+def test_gin_file_for_upstream_t5x_fails_naming_the_t5x_command(
+    tmp_path, capsys, gin_file):
+  argv = [f"--gin_file={gin_file}", f"--gin.MODEL_DIR='{tmp_path}/run'"]
+  with pytest.raises(SystemExit) as exit_info:
+    gin_utils.run(train.main, argv)
+  assert exit_info.value.code == 2
+  error_lines = [l for l in capsys.readouterr().err.splitlines()
+                 if l.startswith("error: ")]
+  assert error_lines == [
+      f"error: --gin_file {gin_file} is for upstream T5X: run `python -m "
+      f"t5x.train --gin_file={gin_file}` (docs/t5x.md); aya_t5x's own run "
+      "files are the gin/*.gin outside gin/t5x/."]
 
 
 def test_cli_process_exits_2_with_one_line_on_a_typo(tmp_path):
