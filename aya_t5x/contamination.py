@@ -73,6 +73,8 @@ SUITE_SPLITS = (
     EvalSplits("aya_evaluation_suite", ("aya evaluation suite",), ("test",),
                ("CohereForAI/aya_evaluation_suite",
                 "CohereLabs/aya_evaluation_suite")),
+    EvalSplits("m_arenahard", ("arenahard", "arena hard", "m arenahard"),
+               ("test",), ("CohereLabs/m-ArenaHard", "CohereForAI/m-ArenaHard")),
     # The red-teaming prompts have one split, `train`, all of it evaluated.
     EvalSplits("harmfulness", ("aya redteaming",), ("train",),
                ("CohereForAI/aya_redteaming", "CohereLabs/aya_redteaming")),

@@ -190,3 +190,15 @@ def test_global_mmlu_reads_its_hub_schema_five_shot_and_split_by_culture(
   assert [e.id for e in sensitive] == ["geography/test/0"]
   assert [e.id for e in agnostic] == ["elementary_mathematics/test/1"]
   assert len(benchmark.get("global_mmlu").tasks) == 42
+
+
+def test_m_arenahard_reads_its_hub_schema_as_open_ended_prompts(
+    eval_sample_mirror):
+  import aya_t5x.tasks.eval  # pylint: disable=g-import-not-at-top,unused-import
+  bench = benchmark.get("m_arenahard")
+  assert bench.kind == benchmark.OPEN_ENDED and len(bench.tasks) == 23
+  source = benchmark.eval_source(bench.tasks["hin"])
+  examples = source.examples()
+  assert [(e.id, e.language) for e in examples] == [("a1b2", "hin")]
+  assert examples[0].inputs.startswith("एक पायथन")
+  assert source.skipped and list(source.skipped)[0][1] == "prompt"

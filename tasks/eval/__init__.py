@@ -10,6 +10,7 @@ XLSum, TyDiQA), `open_ended` (the aya_evaluation_suite sets),
 """
 
 # pylint: disable=g-import-not-at-top
+from aya_t5x.tasks.eval import arena_hard
 from aya_t5x.tasks.eval import benchmark
 from aya_t5x.tasks.eval import generative
 from aya_t5x.tasks.eval import global_mmlu
@@ -23,4 +24,5 @@ mmlu.register()
 global_mmlu.register()
 generative.register()
 open_ended.register()
+arena_hard.register()
 harmfulness.register()

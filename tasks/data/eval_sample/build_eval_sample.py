@@ -372,10 +372,28 @@ def write_global_mmlu(out_dir: str) -> None:
              pa.table(columns))
 
 
+# m-ArenaHard (CohereLabs/m-ArenaHard, <lang>/test-00000-of-00001.parquet).
+M_ARENAHARD = {
+    "hi": [("a1b2", "coding", "Python scripting",
+            "एक पायथन फ़ंक्शन लिखिए जो किसी सूची को उलट दे।"),
+           ("c3d4", "writing", "Poetry", "")],  # Empty prompt: skipped.
+}
+
+
+def write_m_arenahard(out_dir: str) -> None:
+  for config, rows in M_ARENAHARD.items():
+    _write(out_dir, _upload("CohereLabs/m-ArenaHard", config, "test"),
+           pa.table({"question_id": [r[0] for r in rows],
+                     "category": [r[1] for r in rows],
+                     "cluster": [r[2] for r in rows],
+                     "prompt": [r[3] for r in rows]}))
+
+
 def main(out_dir: str = OUT_DIR) -> None:
   write_heldout(out_dir)
   write_mmlu(out_dir)
   write_global_mmlu(out_dir)
+  write_m_arenahard(out_dir)
   write_generative(out_dir)
   write_open_ended(out_dir)
 
