@@ -83,6 +83,9 @@ class HfHub:
 def _add(wanted: Patterns, files: sources.FileSet,
          splits: Iterable[str] | None = None) -> bool:
   """Adds a file set's patterns; False if it is not a Hub file set."""
+  if isinstance(files, sources.FallbackFiles):  # Both: either may serve.
+    return _add(wanted, files.primary, splits) | _add(
+        wanted, files.fallback, splits)
   if not isinstance(files, sources.HubFiles):
     return False
   for split in splits or files.splits:

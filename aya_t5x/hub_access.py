@@ -27,6 +27,11 @@ ENV_PROBE_TIMEOUT = "AYA_HUB_PROBE_TIMEOUT"
 class HubUnreachable(gin_utils.UsageError):
   """The Hub could not be reached or refused access (module docstring)."""
 
+  def __init__(self, message: str, refused: bool = False):
+    super().__init__(message)
+    # True when the Hub answered but refused (gated or private repository).
+    self.refused = refused
+
 
 def download_command(repo_id: str, revision: str | None) -> str:
   return (f"python -m aya_t5x.download --repo={repo_id} --revision="
@@ -101,7 +106,8 @@ def explain(error: Exception, repo_id: str, revision: str | None
   response = getattr(error, "response", None)
   status = getattr(response, "status_code", None)
   if status in (401, 403):
-    return HubUnreachable(refused_message(repo_id, revision, status))
+    return HubUnreachable(refused_message(repo_id, revision, status),
+                          refused=True)
   names = {c.__name__ for c in type(error).__mro__}
   if names & {"ConnectError", "ConnectTimeout", "TimeoutException",
               "NetworkError", "ConnectionError", "OfflineModeIsEnabled",

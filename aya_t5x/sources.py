@@ -299,6 +299,49 @@ class HubFiles:
     return sorted(files, key=lambda f: f.key)
 
 
+_FALLBACKS_LOGGED: set[tuple[str, str]] = set()
+
+
+@dataclasses.dataclass(frozen=True)
+class FallbackFiles:
+  """A repository's files, or another's when it is absent or refused.
+
+  For a maintained but gated successor (`openlanguagedata/flores_plus`)
+  with a public predecessor (`facebook/flores`): the first is read when the
+  mirror has it or the Hub grants access (HF_TOKEN with accepted terms);
+  otherwise the fallback, with a warning once saying why. A Hub that cannot
+  be reached at all is no reason to switch: that error stands.
+  """
+
+  primary: HubFiles
+  fallback: FileSet
+
+  @property
+  def repo_id(self) -> str:
+    return self.primary.repo_id
+
+  @property
+  def splits(self) -> Sequence[str]:
+    return self.primary.splits
+
+  def resolve(self, split: str) -> list[ResolvedFile]:
+    try:
+      return self.primary.resolve(split)
+    except (FileNotFoundError, hub_access.HubUnreachable) as e:
+      if isinstance(e, hub_access.HubUnreachable) and not e.refused:
+        raise
+      key = (self.primary.repo_id, type(e).__name__)
+      if key not in _FALLBACKS_LOGGED:
+        _FALLBACKS_LOGGED.add(key)
+        logging.warning(
+            "%s cannot be read (%s); reading %s instead. For the maintained "
+            "set, accept its terms on the Hub and set HF_TOKEN, or mirror it"
+            " into AYA_DATA_DIR.", self.primary.repo_id,
+            str(e).split(". ")[0],
+            getattr(self.fallback, "repo_id", "the fallback"))
+      return self.fallback.resolve(split)
+
+
 # env_var -> directory set in the configuration (`mixing.UserSources`),
 # which wins over the environment variable itself.
 _USER_DIRS: dict[str, str] = {}

@@ -45,7 +45,8 @@ def test_each_benchmark_reads_its_hub_schema_into_the_expected_examples(
                bench.tasks else sorted(expected))
   for language in languages:
     source = benchmark.eval_source(bench.tasks[language])
-    assert isinstance(source.spec.files, sources.HubFiles)  # The real loader.
+    files = source.spec.files  # The real loader (FLORES: plus, fallback).
+    assert isinstance(getattr(files, "primary", files), sources.HubFiles)
     source.skipped.clear()
     for example in source.examples():
       counts[example.language] = counts.get(example.language, 0) + 1
@@ -202,3 +203,35 @@ def test_m_arenahard_reads_its_hub_schema_as_open_ended_prompts(
   assert [(e.id, e.language) for e in examples] == [("a1b2", "hin")]
   assert examples[0].inputs.startswith("एक पायथन")
   assert source.skipped and list(source.skipped)[0][1] == "prompt"
+
+
+def test_flores_reads_flores_plus_and_falls_back_to_facebook_flores(
+    eval_sample_mirror, caplog):
+  import aya_t5x.tasks.eval  # pylint: disable=g-import-not-at-top,unused-import
+  swahili = benchmark.eval_source("aya_eval_flores_en_x_swa")
+  assert [f.key for f in swahili.spec.files.resolve("devtest")] == [
+      "devtest/swh_Latn.parquet"]  # flores_plus: `text`, int64 ids.
+  assert [e.targets[0] for e in swahili.examples()] == [
+      "Mto ni mrefu.", "Ninapenda kusoma vitabu.", "Tunakunywa chai asubuhi."]
+  hindi = benchmark.eval_source("aya_eval_flores_x_en_hin")
+  assert hindi.spec.files.resolve("devtest")[0].key == (
+      "hin_Deva/devtest/0000.parquet")  # facebook/flores: `sentence`.
+  assert hindi.examples()[0].targets == ("The river is long.",)
+
+
+def test_a_refused_flores_plus_falls_back_and_an_unreachable_hub_does_not():
+  from aya_t5x import hub_access  # pylint: disable=g-import-not-at-top
+  class Refusing:
+    repo_id, splits = "openlanguagedata/flores_plus", ("devtest",)
+    def __init__(self, refused):
+      self.refused = refused
+    def resolve(self, split):
+      raise hub_access.HubUnreachable("no", refused=self.refused)
+  class Fallback:
+    repo_id, splits = "facebook/flores", ("devtest",)
+    def resolve(self, split):
+      return ["fallback"]
+  assert sources.FallbackFiles(Refusing(True), Fallback()).resolve(
+      "devtest") == ["fallback"]
+  with pytest.raises(hub_access.HubUnreachable):
+    sources.FallbackFiles(Refusing(False), Fallback()).resolve("devtest")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from aya_t5x import eval_metrics
 from aya_t5x import languages
+from aya_t5x import sources
 from aya_t5x.tasks.eval import benchmark as benchmark_lib
 from aya_t5x.tasks.eval import example as example_lib
 from aya_t5x.tasks.eval import prompts
@@ -27,6 +28,10 @@ from aya_t5x.tasks.eval import source as source_lib
 text = example_lib.text
 
 FLORES_REPO = "facebook/flores"
+# The maintained, gated successor, read first (sources.FallbackFiles):
+# `<split>/<lang_Script>.parquet`, column `text` where facebook/flores has
+# `sentence`.
+FLORES_PLUS_REPO = "openlanguagedata/flores_plus"
 FLORES_SPLIT = "devtest"
 ENGLISH_CONFIG = "eng_Latn"
 # Aya language -> FLORES-200 config. Macrolanguages map to the variety
@@ -67,7 +72,7 @@ FLORES_CONFIGS = {
     "xho": "xho_Latn", "yid": "ydd_Hebr", "yor": "yor_Latn",
     "zho": "zho_Hans", "zul": "zul_Latn",
 }
-FLORES_COLUMNS = {"id": "id", "sentence": "sentence"}
+FLORES_COLUMNS = {"id": "id", "sentence": "text|sentence"}
 
 XLSUM_REPO = "csebuetnlp/xlsum"
 XLSUM_SPLIT = "validation"
@@ -137,7 +142,7 @@ def _english_side(row, context: source_lib.Context) -> str:
   if english is None:
     raise example_lib.BadRow(f"no {ENGLISH_CONFIG} row with id {row_id}",
                              "id")
-  return text(english["sentence"], f"{ENGLISH_CONFIG}.sentence")
+  return text(english["sentence"], f"{ENGLISH_CONFIG}.text")
 
 
 def flores_x_en(row, context: source_lib.Context):
@@ -193,18 +198,24 @@ def _tydiqa_keep(language_name_: str):
 # --- registration --------------------------------------------------------
 
 
+def flores_files(config: str, split: str = FLORES_SPLIT
+                 ) -> sources.FallbackFiles:
+  """A FLORES-200 language's split: flores_plus, else facebook/flores."""
+  return sources.FallbackFiles(
+      benchmark_lib.hub_files(FLORES_PLUS_REPO,
+                              {split: (f"{split}/{config}.parquet",)}),
+      benchmark_lib.hub_files(FLORES_REPO, {
+          split: benchmark_lib.split_patterns(config, split)}))
+
+
 def _flores(name: str, build, vocabulary, into: str | None
             ) -> benchmark_lib.Benchmark:
-  english = benchmark_lib.hub_files(FLORES_REPO, {
-      FLORES_SPLIT: benchmark_lib.split_patterns(ENGLISH_CONFIG,
-                                                 FLORES_SPLIT)})
+  english = flores_files(ENGLISH_CONFIG)
   tasks = {}
   for code, config in FLORES_CONFIGS.items():
     task = benchmark_lib.task_name(name, code)
     spec = source_lib.EvalSourceSpec(
-        files=benchmark_lib.hub_files(FLORES_REPO, {
-            FLORES_SPLIT: benchmark_lib.split_patterns(config,
-                                                       FLORES_SPLIT)}),
+        files=flores_files(config),
         split=FLORES_SPLIT, columns=FLORES_COLUMNS, build=build,
         language=code, aligned=english)
     benchmark_lib.register_task(task, spec, vocabulary)

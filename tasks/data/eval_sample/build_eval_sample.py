@@ -389,11 +389,30 @@ def write_m_arenahard(out_dir: str) -> None:
                      "prompt": [r[3] for r in rows]}))
 
 
+# openlanguagedata/flores_plus (gated): <split>/<lang_Script>.parquet with
+# the same sentences as the facebook/flores sample for two languages; the
+# others fall back to facebook/flores.
+FLORES_PLUS = {"eng_Latn": ("eng", "Latn"), "swh_Latn": ("swh", "Latn")}
+
+
+def write_flores_plus(out_dir: str) -> None:
+  for config, (iso_639_3, iso_15924) in FLORES_PLUS.items():
+    sentences = FLORES[config]
+    n = len(sentences)
+    _write(out_dir, f"openlanguagedata/flores_plus/devtest/{config}.parquet",
+           pa.table({"id": pa.array(range(1, n + 1), pa.int64()),
+                     "iso_639_3": [iso_639_3] * n,
+                     "iso_15924": [iso_15924] * n,
+                     "glottocode": ["sample"] * n,
+                     "text": sentences}))
+
+
 def main(out_dir: str = OUT_DIR) -> None:
   write_heldout(out_dir)
   write_mmlu(out_dir)
   write_global_mmlu(out_dir)
   write_m_arenahard(out_dir)
+  write_flores_plus(out_dir)
   write_generative(out_dir)
   write_open_ended(out_dir)
 
