@@ -247,7 +247,7 @@ def _upload(repo: str, config: str, split: str) -> str:
 
 def write_heldout(out_dir: str) -> None:
   for config, rows in XCOPA.items():
-    _write(out_dir, _conversion("cambridgeltl/xcopa", config, "validation"),
+    _write(out_dir, _upload("cambridgeltl/xcopa", config, "validation"),
            pa.table({
                "premise": [r[0] for r in rows],
                "choice1": [r[1] for r in rows],
