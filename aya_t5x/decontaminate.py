@@ -200,16 +200,8 @@ def report(found: dict[tuple[str, str], TaskOverlap]) -> dict:
 def run(config: Config) -> dict:
   from aya_t5x import download  # pylint: disable=g-import-not-at-top
   from aya_t5x import sources  # pylint: disable=g-import-not-at-top
-  previous = os.environ.get(sources.ENV_DATA_DIR)
-  if config.eval_data_dir:
-    os.environ[sources.ENV_DATA_DIR] = config.eval_data_dir
-  try:
+  with sources.data_dir(config.eval_data_dir):
     index = index_suite(config.suite, config.n)
-  finally:
-    if previous is None:
-      os.environ.pop(sources.ENV_DATA_DIR, None)
-    else:
-      os.environ[sources.ENV_DATA_DIR] = previous
   import aya_t5x.mixtures  # pylint: disable=g-import-not-at-top,unused-import
   tasks = download._task_names(config.mixture)  # pylint: disable=protected-access
   found, excluded = scan(tasks, index, config.max_rows_per_task)

@@ -22,7 +22,6 @@ subset during training (`train.train(benchmark_eval=...)`).
 """
 
 import collections
-import contextlib
 import dataclasses
 import importlib
 import json
@@ -154,7 +153,7 @@ def check_data_reachable(config: SuiteConfig, benches: Sequence) -> None:
   (`hub_access.HubUnreachable`); a language a mirror lacks is left to
   SKIP_MISSING_LANGUAGES."""
   from aya_t5x.tasks.eval import benchmark  # pylint: disable=g-import-not-at-top
-  with _data_dir(config.data_dir):
+  with sources.data_dir(config.data_dir):
     for bench in benches:
       for language in _chosen_languages(bench, config)[:1]:
         spec = benchmark.eval_source(bench.tasks[language]).spec
@@ -316,24 +315,8 @@ def run_suite(predictor: inference.Predictor, config: SuiteConfig,
   Raises:
     ValueError: an unknown benchmark, or LANGUAGES that match no task.
   """
-  with _data_dir(config.data_dir):
+  with sources.data_dir(config.data_dir):
     return _run_suite(predictor, config, output_dir)
-
-
-@contextlib.contextmanager
-def _data_dir(path: str | None):
-  """AYA_DATA_DIR = `path` while the suite reads, restored afterwards (a
-  training job's own data sources must not see the eval mirror)."""
-  previous = os.environ.get(sources.ENV_DATA_DIR)
-  if path is not None:
-    os.environ[sources.ENV_DATA_DIR] = path
-  try:
-    yield
-  finally:
-    if previous is None:
-      os.environ.pop(sources.ENV_DATA_DIR, None)
-    else:
-      os.environ[sources.ENV_DATA_DIR] = previous
 
 
 def _run_suite(predictor: inference.Predictor, config: SuiteConfig,

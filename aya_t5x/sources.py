@@ -48,6 +48,7 @@ dataset is built and are remembered per split.
 """
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import gzip
@@ -156,6 +157,22 @@ def _parse_hub_uri(uri: str) -> tuple[str, str | None, str]:
   owner, name_rev, path = rest.split("/", 2)
   name, _, revision = name_rev.partition("@")
   return (f"{owner}/{name}", urllib.parse.unquote(revision) or None, path)
+
+
+@contextlib.contextmanager
+def data_dir(path: str | None):
+  """AYA_DATA_DIR = `path` (None: unchanged) inside the block, restored
+  afterwards (an evaluation mirror must not leak into training sources)."""
+  previous = os.environ.get(ENV_DATA_DIR)
+  if path is not None:
+    os.environ[ENV_DATA_DIR] = path
+  try:
+    yield
+  finally:
+    if previous is None:
+      os.environ.pop(ENV_DATA_DIR, None)
+    else:
+      os.environ[ENV_DATA_DIR] = previous
 
 
 def hub_offline() -> bool:
