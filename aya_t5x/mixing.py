@@ -556,8 +556,9 @@ class WeightedMixture(seqio.Mixture):
       return dict(self._memo[key])
 
   def expected_shares(self, split: str = "train") -> Shares:
+    rates = self.rates(split)  # First: a missing source stops it early.
     sizes, _ = self.sizes(split)
-    return expected_shares(self.members, self.rates(split), sizes)
+    return expected_shares(self.members, rates, sizes)
 
   def get_dataset(self, sequence_length=None, split: str = "train",
                   shard_info: seqio.ShardInfo | None = None,

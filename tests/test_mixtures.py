@@ -391,6 +391,8 @@ def test_a_paper_mixture_without_sharegpt_files_fails_at_start_in_one_line(
     mix.rates()
   message = str(error.value)
   assert "\n" not in message
+  with pytest.raises(mixing.MissingSourceError):  # The report's path.
+    mix.expected_shares()
   for needle in ("source 'sharegpt_command' (22.5%)",
                  "mixing.UserSources.dirs = {'sharegpt_command'",
                  "$AYA_SHAREGPT_COMMAND_DIR",
