@@ -45,6 +45,7 @@ import jax.numpy as jnp
 
 from aya_t5x import flops as flops_lib
 from aya_t5x import gin_utils
+from aya_t5x import lora as lora_lib
 from aya_t5x import model as model_lib
 from aya_t5x import network
 from aya_t5x import partitioning
@@ -74,6 +75,8 @@ TOPOLOGIES = {t.name: t for t in (
     Topology("v4-256", "v4:4x4x8", "megacore", 32.0, 275.0),
     Topology("v5e-8", "v5e:2x4", "default", 16.0, 197.0),
     Topology("v5e-256", "v5e:16x16", "default", 16.0, 197.0),
+    # One chip (Cloud TPU names count cores): the single-accelerator case.
+    Topology("v5p-2", "v5p:1x1x1", "megacore", 95.0, 459.0, (1, 1, 1)),
     Topology("v5p-8", "v5p:2x2x1", "megacore", 95.0, 459.0),
     Topology("v5p-128", "v5p:4x4x4", "megacore", 95.0, 459.0),
 )}
@@ -122,6 +125,7 @@ class RunSpec:
   batch_size: int  # Global rows per step (BATCH_SIZE).
   feature_lengths: Mapping[str, int]  # TASK_FEATURE_LENGTHS.
   pack: bool  # PACKING: packed batches carry segment ids and positions.
+  lora: Any = None  # LORA (lora.LoraConfig): adapters over a frozen base.
 
 
 def parse_gin_for_compile(command_line: gin_utils.CommandLine) -> None:
@@ -162,7 +166,7 @@ def run_spec_from_gin() -> RunSpec:
       trainer_config=bound.get("trainer_config", trainer_lib.TrainerConfig()),
       batch_size=data_cfg.batch_size,
       feature_lengths=dict(data_cfg.task_feature_lengths),
-      pack=data_cfg.pack)
+      pack=data_cfg.pack, lora=bound.get("lora"))
 
 
 def with_layers(spec: RunSpec, encoder_layers: int, decoder_layers: int
@@ -207,14 +211,20 @@ def abstract_batch(partitioner: partitioning.Partitioner, batch_size: int,
           for k, n in model_features(lengths, pack).items()}
 
 
-def build_trainer(spec: RunSpec, devices: Sequence[jax.Device]
-                  ) -> trainer_lib.Trainer:
-  """The Trainer `train` builds, on `devices` instead of jax.devices()."""
+def build_trainer(spec: RunSpec, devices: Sequence[jax.Device]):
+  """The Trainer `train` builds, on `devices` instead of jax.devices().
+
+  A LoRA run's trainer is built without its base: the step is lowered
+  with an abstract one.
+  """
   try:
     partitioner = partitioning.Partitioner(spec.partitioning_config, devices)
     partitioner.local_batch_rows(spec.batch_size)
   except ValueError as e:
     raise gin_utils.UsageError(str(e)) from None
+  if spec.lora is not None:
+    return lora_lib.LoraTrainer(spec.model, spec.optimizer, partitioner,
+                                spec.trainer_config, spec.lora)
   return trainer_lib.Trainer(spec.model, spec.optimizer, partitioner,
                              spec.trainer_config)
 
@@ -376,6 +386,26 @@ def analytic_flops(spec: RunSpec) -> dict:
 # -- The report ----------------------------------------------------------------
 
 
+def _bytes(tree) -> int:
+  return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def lora_memory(spec: RunSpec, devices: Sequence[jax.Device]) -> dict:
+  """What a LoRA run keeps, in total over the chips: the train state (the
+  adapters and their optimizer statistics, all that is donated and
+  checkpointed) beside the frozen base."""
+  trainer = build_trainer(spec, devices)
+  state, base = trainer.abstract_state(), trainer.abstract_base()
+  return {"targets": list(spec.lora.targets), "rank": spec.lora.rank,
+          "adapter_parameters": lora_lib.parameter_count(state["params"]),
+          "adapter_bytes": _bytes(state["params"]),
+          "optimizer_state_bytes": _bytes(state["opt_state"]),
+          "train_state_bytes": _bytes(state),
+          "base_parameters": lora_lib.parameter_count(base),
+          "base_dtype": spec.lora.base_dtype,
+          "base_bytes": _bytes(base)}
+
+
 def suggestions(spec: RunSpec, num_devices: int) -> list[str]:
   """Knobs to turn next, cheapest in FLOPs first."""
   part, cfg = spec.partitioning_config, spec.model.config
@@ -493,6 +523,16 @@ def format_report(report: dict) -> str:
              f"{flops['compiler_over_analytic']}: remat recompute and "
              "non-matmul work)")
   lines.append(line)
+  if "lora" in report:
+    lora = report["lora"]
+    mib = lambda key: f"{lora[key] / 2**20:,.1f} MiB"
+    lines.append(f"  LoRA rank {lora['rank']} on {', '.join(lora['targets'])}: "
+                 f"{lora['adapter_parameters']:,} adapter parameters; train "
+                 f"state {mib('train_state_bytes')} (adapters "
+                 f"{mib('adapter_bytes')} + optimizer "
+                 f"{mib('optimizer_state_bytes')}), frozen base "
+                 f"{lora['base_bytes'] / GIB:.2f} GiB ({lora['base_dtype']}); "
+                 "totals over all chips")
   for knob in report.get("next_knobs", []):
     lines.append(f"  try: {knob}")
   lines.append(f"  compile time: {report['compile_seconds']} s")
@@ -510,7 +550,10 @@ def precompile(command_line: gin_utils.CommandLine, topology: str,
   devices = topology_devices(topology)
   result = compile_step(spec, devices)
   flops = compiler_flops(spec, devices, flops_rows) if extrapolate else None
-  return build_report(spec, topology, devices, result, flops)
+  report = build_report(spec, topology, devices, result, flops)
+  if spec.lora is not None:
+    report["lora"] = lora_memory(spec, devices)
+  return report
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -31,6 +31,7 @@ from aya_t5x import architecture
 from aya_t5x import checkpoints
 from aya_t5x import data
 from aya_t5x import gin_utils
+from aya_t5x import lora as lora_lib
 from aya_t5x import metrics_writer
 from aya_t5x import model as model_lib
 from aya_t5x import multihost
@@ -253,13 +254,15 @@ def train(*,
           eval_period: int = 0,
           eval_steps: int | None = None,
           log_period: int = 10,
-          benchmark_eval: Callable[..., Mapping[str, float]] | None = None
-          ) -> dict:
+          benchmark_eval: Callable[..., Mapping[str, float]] | None = None,
+          lora: lora_lib.LoraConfig | None = None) -> dict:
   """Runs training to `total_steps` and returns a summary of the run.
 
   `benchmark_eval` (BENCHMARK_EVAL, e.g. `evaluation.TrainingEval`) also
   scores a benchmark subset at every EVAL_PERIOD, called as
   `(model, params, partitioner, step, model_dir) -> {name: value}`.
+  `lora` (LORA, gin/lora/) trains adapters over the frozen base that
+  INITIAL_CHECKPOINT_PATH names; checkpoints then hold the adapters alone.
   """
   run_config = RunConfig(model_dir, total_steps, eval_period, eval_steps,
                          log_period)
@@ -267,7 +270,16 @@ def train(*,
   for cfg in filter(None, (train_dataset_cfg, eval_dataset_cfg)):
     partitioner.local_batch_rows(cfg.batch_size)
     _check_vocabularies(model, cfg)
-  trainer = trainer_lib.Trainer(model, optimizer, partitioner, trainer_config)
+  if lora is None:
+    trainer = trainer_lib.Trainer(model, optimizer, partitioner,
+                                  trainer_config)
+  else:
+    if benchmark_eval is not None:
+      raise ValueError("BENCHMARK_EVAL is not run on LoRA adapters; "
+                       "evaluate the merged model (python -m "
+                       "aya_t5x.lora_merge) instead.")
+    trainer, restore_cfg = lora_lib.trainer_for_run(
+        model, optimizer, partitioner, trainer_config, lora, restore_cfg)
   eval_cfg = eval_dataset_cfg if eval_period else None
   run = _Run(run_config, trainer, partitioner,
              _train_iterator(train_dataset_cfg, partitioner),

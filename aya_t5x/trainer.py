@@ -68,6 +68,32 @@ def _finalize_metrics(sums: Mapping[str, Array], lr: Array) -> dict:
   return metrics
 
 
+def accumulate_gradients(loss_fn, params, batch: Batch, weights: Array,
+                         rng: Array | None, k: int) -> tuple[PyTree, dict]:
+  """Gradients of `loss_fn(params, batch, weights, rng) -> (loss, sums)`
+  over `k` microbatches, summed, and the summed metrics.
+
+  Shared with `lora.LoraTrainer`, whose `params` are the adapters alone.
+  """
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  if k == 1:
+    (_, sums), grads = grad_fn(params, batch, weights, rng)
+    return grads, sums
+  micro = _split_microbatches(dict(batch, _weights=weights), k)
+  def body(carry, xs):
+    grads_acc, sums_acc = carry
+    mb, index = xs
+    w = mb.pop("_weights")
+    mb_rng = None if rng is None else jax.random.fold_in(rng, index)
+    (_, sums), grads = grad_fn(params, mb, w, mb_rng)
+    return (jax.tree.map(jnp.add, grads_acc, grads),
+            jax.tree.map(jnp.add, sums_acc, sums)), None
+  zeros = (jax.tree.map(jnp.zeros_like, params),
+           {key: jnp.zeros((), jnp.float32) for key in _SUMMED})
+  (grads, sums), _ = jax.lax.scan(body, zeros, (micro, jnp.arange(k)))
+  return grads, sums
+
+
 class Trainer:
   """Builds, shards and steps the train state of an encoder-decoder model."""
 
@@ -135,24 +161,8 @@ class Trainer:
   def _grads_and_sums(self, params, batch, weights, denominator, rng):
     def loss_fn(p, b, w, r):
       return self.model.loss_and_metrics(p, b, w, denominator, r)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    k = self.config.num_microbatches
-    if k == 1:
-      (_, sums), grads = grad_fn(params, batch, weights, rng)
-      return grads, sums
-    micro = _split_microbatches(dict(batch, _weights=weights), k)
-    def body(carry, xs):
-      grads_acc, sums_acc = carry
-      mb, index = xs
-      w = mb.pop("_weights")
-      mb_rng = None if rng is None else jax.random.fold_in(rng, index)
-      (_, sums), grads = grad_fn(params, mb, w, mb_rng)
-      return (jax.tree.map(jnp.add, grads_acc, grads),
-              jax.tree.map(jnp.add, sums_acc, sums)), None
-    zeros = (jax.tree.map(jnp.zeros_like, params),
-             {key: jnp.zeros((), jnp.float32) for key in _SUMMED})
-    (grads, sums), _ = jax.lax.scan(body, zeros, (micro, jnp.arange(k)))
-    return grads, sums
+    return accumulate_gradients(loss_fn, params, batch, weights, rng,
+                                self.config.num_microbatches)
 
   def _train_step(self, state, batch, dropout_key):
     weights, denominator = model_lib.loss_weights_and_denominator(
