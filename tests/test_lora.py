@@ -135,8 +135,8 @@ def test_resume_from_a_saved_adapter_state_is_exact(trainer, run, tmp_path):
   # The checkpoint holds the adapters and their statistics only.
   saved = checkpoints.flat_shapes(checkpoints.read_tree_metadata(
       checkpoints.resolve_state_dir(checkpoints.step_dir(str(tmp_path), 2))))
-  assert {p.split("/")[0] for p in saved} == {"step", "params", "opt_state"}
-  assert all("/lora_" in p for p in saved if p.startswith("params/"))
+  assert saved and all("/lora_" in p for p in saved
+                       if not p.endswith("step"))
 
 
 def test_state_memory_is_the_adapters_and_their_statistics(trainer):
@@ -205,8 +205,8 @@ def test_cli_trains_resumes_merges_and_exports_to_hugging_face(tmp_path,
   assert (first["step"], resumed["start_step"], resumed["step"]) == (2, 2, 4)
   saved = checkpoints.flat_shapes(checkpoints.read_tree_metadata(
       checkpoints.resolve_state_dir(checkpoints.step_dir(str(model_dir), 4))))
-  params = [p for p in saved if p.startswith("params/")]
-  assert params and all("/lora_" in p for p in params)
+  assert saved and all("/lora_" in p for p in saved
+                       if not p.endswith("step"))
   # Merge, export, and load the export in transformers.
   merged = lora_merge.main(_lora_run(base, model_dir) + [
       f"--output_dir={tmp_path / 'merged'}",
