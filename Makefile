@@ -12,12 +12,16 @@ PYTEST_WORKERS ?= 2
 
 install: $(INSTALLED)
 
+# PYTHONWARNINGS: setuptools prints a "BuildBackendWarning" banner for every
+# editable install, not news to someone installing this checkout on purpose.
+
 $(INSTALLED): setup.py requirements/lock.txt requirements/core.txt requirements/test.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "aya_t5x needs Python 3.11, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	PYTHONWARNINGS=ignore::UserWarning \
+	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 # Finetune the tiny mT5 on the shipped multilingual demo data, show what it

@@ -229,7 +229,7 @@ def markdown_table(results: Results,
            ) + [summary_table(results, counts)]
   general = [f"- {k}: {v}" for k, v in notes.items() if k not in results]
   if general:
-    parts += [""] + general
+    parts += ([""] if details else []) + general
   for benchmark, per_language in results.items() if details else ():
     parts += ["", f"## {benchmark}", "",
               benchmark_table(per_language, counts.get(benchmark))]

@@ -27,11 +27,18 @@ import os
 import sys
 from collections.abc import Sequence
 
+# Run as a program: hide native start-up noise before the heavy imports
+# (aya_t5x.startup; --verbose shows it).
+from aya_t5x import startup  # pylint: disable=g-bad-import-order
+if __name__ == "__main__":
+  startup.begin(sys.argv)
+
 import seqio
 
 from aya_t5x import gin_utils
 from aya_t5x import languages
 from aya_t5x import mixing
+from aya_t5x import progress
 
 # Examples the paper's run sees: 30,000 steps of about 850 packed examples
 # (spec section 1), for the "passes" column.
@@ -115,11 +122,13 @@ def measure(mix: mixing.WeightedMixture, n: int, split: str = "train",
       num_epochs=None, passthrough_features=("source", "dataset",
                                              "language"))
   counts = {level: collections.Counter() for level in LEVELS}
-  for example in dataset.take(n).as_numpy_iterator():
-    source = example["source"].decode()
-    counts["source"][source] += 1
-    counts["dataset"][(source, example["dataset"].decode())] += 1
-    counts["language"][example["language"].decode()] += 1
+  with progress.Progress(n, "sample", unit="ex") as bar:
+    for example in dataset.take(n).as_numpy_iterator():
+      source = example["source"].decode()
+      counts["source"][source] += 1
+      counts["dataset"][(source, example["dataset"].decode())] += 1
+      counts["language"][example["language"].decode()] += 1
+      bar.update()
   return mixing.Shares(*[{k: v / n for k, v in counts[level].items()}
                          for level in LEVELS])
 
@@ -203,8 +212,14 @@ def plot_languages(rows: Sequence[Row], title: str, path: str) -> None:
   rows = [r for r in rows if r.level == "language"]
   fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(rows) + 2), 4.0))
   positions = range(len(rows))
-  ax.bar(positions, [100 * r.expected_share for r in rows],
-         color=[_RESOURCE_COLORS[r.resource_class or "unknown"] for r in rows])
+  expected = [100 * r.expected_share for r in rows]
+  bars = ax.bar(positions, expected, color=[
+      _RESOURCE_COLORS[r.resource_class or "unknown"] for r in rows])
+  # Each bar's expected share; the headroom keeps labels inside the axes.
+  ax.bar_label(bars, [f"{v:.1f}" for v in expected], fontsize=6,
+               rotation=90, padding=2)
+  shares = expected + [100 * (r.sampled_share or 0) for r in rows]
+  ax.set_ylim(0, max(shares + [1.0]) * 1.2)
   handles = [patches.Patch(color=_RESOURCE_COLORS[c], label=c)
              for c in ("higher", "mid", "lower")]
   if rows and rows[0].sampled_share is not None:
@@ -266,17 +281,22 @@ def parse_args(argv: Sequence[str]) -> ReportConfig:
       description="Expected (and sampled) shares of a weighted mixture.")
   parser.add_argument("--mixture", required=True)
   parser.add_argument("--sample", type=int, default=0)
+  parser.add_argument("--verbose", action="store_true",
+                      help="Show native start-up logs.")
   parser.add_argument("--output_dir", default=".")
   parser.add_argument("--split", default="train")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--train_examples", type=int,
                       default=PAPER_RUN_EXAMPLES)
-  return ReportConfig(**vars(parser.parse_args(argv)))
+  args = vars(parser.parse_args(argv))
+  gin_utils.set_verbosity(args.pop("verbose"))
+  return ReportConfig(**args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """The CLI: usage and data errors print one line and exit 2."""
   argv = sys.argv[1:] if argv is None else argv
+  startup.ready()
   return gin_utils.exit_status(lambda: run(parse_args(argv)),
                                (ValueError, FileNotFoundError))
 

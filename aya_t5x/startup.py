@@ -93,9 +93,17 @@ def end() -> None:
 
 
 def ready() -> None:
-  """Starts JAX's backends (their probes are noisy too), then `end()`."""
-  import jax  # pylint: disable=g-import-not-at-top
+  """Starts JAX's backends and TensorFlow's devices (their probes are noisy
+  too: libtpu's hostnames, `cuInit`), then `end()`.
+
+  TensorFlow only feeds data here, so it is kept off the GPU (as train and
+  eval always did); it is not imported if the CLI has not imported it.
+  """
   try:
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+      tf.config.set_visible_devices([], "GPU")
+    import jax  # pylint: disable=g-import-not-at-top
     jax.devices()
   finally:
     end()

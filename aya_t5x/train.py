@@ -320,8 +320,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     first, last = history[0], history[-1]
     lines.append(f"  train loss: {first['loss']:.4f} (step {first['step']}) "
                  f"-> {last['loss']:.4f} (step {last['step']}); accuracy "
-                 f"{first['accuracy']:.3f} -> {last['accuracy']:.3f}")
-    lines.append(f"  speed: {last['timing/tokens_per_second']:.0f} tokens/s")
+                 f"{first['accuracy']:.3f} -> {last['accuracy']:.3f}; "
+                 f"{last['timing/tokens_per_second']:.0f} tokens/s")
   first, last = summary.get("initial_eval"), summary.get("final_eval")
   if first and last:
     lines.append(f"  eval: loss {first['loss']:.4f} -> {last['loss']:.4f}, "

@@ -25,6 +25,7 @@ from aya_t5x import checkpoints
 from aya_t5x import model as model_lib
 from aya_t5x import network
 from aya_t5x import partitioning
+from aya_t5x import progress
 from aya_t5x import t5x_state
 from aya_t5x.convert import hf
 from aya_t5x.convert import layout
@@ -194,9 +195,12 @@ def assemble(source: ParamSource, expected: Mapping[str, Any], *,
     {path: placed leaf}, in `expected`'s order.
   """
   out = {}
+  bar = progress.Progress(len(expected), "read", unit="tensor",
+                          enabled=jax.process_index() == 0)
   for path, struct in expected.items():
     if path in missing:
       out[path] = fallback[path]
+      bar.update()
       continue
     host = np.empty(struct.shape, np.dtype(getattr(struct, "dtype",
                                                    np.float32)))
@@ -207,6 +211,8 @@ def assemble(source: ParamSource, expected: Mapping[str, Any], *,
       source.read_into(path, host)
     out[path] = place(host, struct)
     del host
+    bar.update()
+  bar.close()
   return out
 
 
