@@ -190,6 +190,7 @@ def _lora_run(base, model_dir, *extra):
           "--gin.EVAL_PERIOD=0", "--gin.LOG_PERIOD=1", *extra]
 
 
+@pytest.mark.slow
 def test_cli_trains_resumes_merges_and_exports_to_hugging_face(tmp_path,
                                                                from_repo):
   # The base: a transformers model (imported for its model.gin only; the
