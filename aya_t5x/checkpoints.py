@@ -601,6 +601,12 @@ class Checkpointer:
     """Newest finished checkpoint step in MODEL_DIR, None if there is none."""
     return self._manager.latest_step()
 
+  def should_save(self, step: int) -> bool:
+    """Whether `save(step, ...)` would write a checkpoint (on the period)."""
+    step = int(step)
+    return (step not in self._manager.all_steps() and
+            self._manager.should_save(step))
+
   def save(self, step: int, state: PyTree,
            data_iterator: DataIterator | None = None,
            force: bool = False) -> bool:

@@ -36,6 +36,15 @@ class UsageError(ValueError):
   """A mistake in flags or gin configuration: reported without a traceback."""
 
 
+class RunError(RuntimeError):
+  """A run that had to stop (e.g. on a NaN): one line, exit status 1.
+
+  Not a usage error (the flags may be fine) and not a bug: the message says
+  what happened and what was kept.
+  """
+  exit_code = 1
+
+
 @dataclasses.dataclass
 class CommandLine:
   """Flags shared by the CLIs (the T5X names)."""
@@ -248,6 +257,9 @@ def exit_status(action: Callable[[], object],
   except errors as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except RunError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return e.exit_code
   return 0
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from aya_t5x import architecture
 from aya_t5x import checkpoints
 from aya_t5x import data
+from aya_t5x import finite_guard
 from aya_t5x import gin_utils
 from aya_t5x import lora as lora_lib
 from aya_t5x import metrics_writer
@@ -86,6 +87,9 @@ class _Run:
   evals: dict[int, dict] = dataclasses.field(default_factory=dict)
   # Benchmarks at each eval (evaluation.TrainingEval); None: loss only.
   benchmark_eval: Callable[..., Mapping[str, float]] | None = None
+  monitor: finite_guard.Monitor = dataclasses.field(
+      default_factory=lambda: finite_guard.Monitor(
+          finite_guard.NonFiniteConfig()))
 
 
 def _train_iterator(cfg: data.DatasetConfig,
@@ -127,9 +131,10 @@ class _StepLogger:
   """
 
   def __init__(self, writer: metrics_writer.MetricsWriter,
-               examples_seen: float):
+               examples_seen: float, monitor: finite_guard.Monitor):
     self.writer = writer
     self.examples_seen = examples_seen
+    self.monitor = monitor  # Sees every fetched row: the non-finite guard.
     self.pending: list[tuple[int, Mapping[str, jax.Array]]] = []
     self.last_flush = time.time()
     self.history: list[dict] = []
@@ -144,6 +149,7 @@ class _StepLogger:
     elapsed = max(time.time() - self.last_flush, 1e-9)
     tokens = sum(m["num_target_tokens"] + m["num_encoder_tokens"]
                  for _, m in fetched)
+    rows = []
     for step, metrics in fetched:
       self.examples_seen += float(metrics["num_sequences"])
       row = {k: float(v) for k, v in metrics.items()}
@@ -151,9 +157,12 @@ class _StepLogger:
       row["timing/steps_per_second"] = len(fetched) / elapsed
       row["timing/tokens_per_second"] = float(tokens) / elapsed
       self.writer.write(step, row)
-      self.history.append({"step": step, **row})
+      rows.append((step, row))
     self.writer.flush()
     self.pending, self.last_flush = [], time.time()
+    for step, row in rows:  # Written first: the bad step is on record.
+      self.history.append({"step": step, **row})
+      self.monitor.check(step, row)
 
 
 def _examples_seen_before(writer: metrics_writer.MetricsWriter,
@@ -172,7 +181,8 @@ def _train_loop(run: _Run, state: PyTree) -> tuple[PyTree, str, list[dict]]:
   """
   cfg, mesh = run.config, run.partitioner.mesh
   step = int(jax.device_get(state["step"]))
-  logger = _StepLogger(run.writer, _examples_seen_before(run.writer, step))
+  logger = _StepLogger(run.writer, _examples_seen_before(run.writer, step),
+                       run.monitor)
   status = "finished"
   bar = progress.Progress(cfg.total_steps, "train", unit="step",
                           initial=step, enabled=jax.process_index() == 0)
@@ -193,9 +203,9 @@ def _train_loop(run: _Run, state: PyTree) -> tuple[PyTree, str, list[dict]]:
       if preemption.should_stop(step):
         status = "preempted"
         break
-      run.checkpointer.save(step, state, run.train_iterator)
-  logger.flush()
-  run.checkpointer.save(step, state, run.train_iterator, force=True)
+      if run.checkpointer.should_save(step):
+        _save(run, logger, step, state)
+  _save(run, logger, step, state, force=True)
   run.checkpointer.wait_until_finished()
   return state, status, logger.history
 
@@ -207,6 +217,18 @@ def _progress_status(run: _Run, row: Mapping[str, float], step: int
   return {"loss": row["loss"], "tokens/s": row["timing/tokens_per_second"],
           "next checkpoint": min((step // period + 1) * period,
                                  run.config.total_steps)}
+
+
+def _save(run: _Run, logger: _StepLogger, step: int, state: PyTree,
+          force: bool = False) -> None:
+  """Checkpoints `step` once its metrics and state are known to be finite.
+
+  The metric fetch and the state check ride on the save's own device-to-host
+  copy, so the guard adds no host sync to the steps between saves.
+  """
+  logger.flush()
+  run.monitor.check_state(step, state)
+  run.checkpointer.save(step, state, run.train_iterator, force=force)
 
 
 def _eval_at(run: _Run, state: PyTree, step: int) -> dict:
@@ -286,28 +308,40 @@ def train(*,
              checkpoints.Checkpointer(model_dir, checkpoint_cfg),
              metrics_writer.MetricsWriter(model_dir, "train"), eval_cfg,
              metrics_writer.MetricsWriter(model_dir, "eval") if eval_cfg
-             else None, benchmark_eval=benchmark_eval)
+             else None, benchmark_eval=benchmark_eval,
+             monitor=finite_guard.Monitor(trainer_config.nonfinite))
+  try:
+    return _set_up_and_train(run, restore_cfg)
+  finally:
+    # Also on a non-finite stop: the last good save in flight completes.
+    run.checkpointer.close()
+    for writer in filter(None, (run.writer, run.eval_writer)):
+      writer.close()
+
+
+def _set_up_and_train(run: _Run,
+                      restore_cfg: checkpoints.RestoreCheckpointConfig
+                      ) -> dict:
   state = _restore_or_init(run, restore_cfg)
   _SETUP.finish()
   if jax.process_index() == 0:
     architecture.write(model_dir, model.config, f"the run in {model_dir}")
   start_step = int(jax.device_get(state["step"]))
   initial_eval = final_eval = None
-  if eval_cfg is not None and start_step == 0:
+  if run.eval_cfg is not None and start_step == 0:
     initial_eval = _eval_at(run, state, start_step)
   state, status, history = _train_loop(run, state)
   step = int(jax.device_get(state["step"]))
-  if eval_cfg is not None:
+  if run.eval_cfg is not None:
     final_eval = _eval_at(run, state, step)
-  run.checkpointer.close()
-  for writer in filter(None, (run.writer, run.eval_writer)):
-    writer.close()
+  run.checkpointer.wait_until_finished()
+  model_dir = run.config.model_dir
   return {
       "status": status, "start_step": start_step, "step": step,
       "model_dir": model_dir, "metrics": run.writer.path,
       "checkpoint_steps": checkpoints.committed_steps(model_dir),
       "history": history, "initial_eval": initial_eval,
-      "final_eval": final_eval,
+      "final_eval": final_eval, "skipped_nonfinite": run.monitor.skipped,
   }
 
 
@@ -322,6 +356,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                  f"-> {last['loss']:.4f} (step {last['step']}); accuracy "
                  f"{first['accuracy']:.3f} -> {last['accuracy']:.3f}; "
                  f"{last['timing/tokens_per_second']:.0f} tokens/s")
+  if summary.get("skipped_nonfinite"):
+    lines.append(f"  skipped {summary['skipped_nonfinite']} non-finite steps "
+                 "(NONFINITE_POLICY='skip'; see train_metrics.jsonl "
+                 "'nonfinite')")
   first, last = summary.get("initial_eval"), summary.get("final_eval")
   if first and last:
     lines.append(f"  eval: loss {first['loss']:.4f} -> {last['loss']:.4f}, "

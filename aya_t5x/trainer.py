@@ -20,9 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aya_t5x import finite_guard
 from aya_t5x import model as model_lib
 from aya_t5x import optim
 from aya_t5x import partitioning
+from aya_t5x import validation
 
 Array = jax.Array
 PyTree = Any
@@ -38,6 +40,13 @@ class TrainerConfig:
   """Train step settings (gin: `trainer.TrainerConfig`)."""
   num_microbatches: int = 1  # NUM_MICROBATCHES: gradient accumulation.
   seed: int = 0  # RANDOM_SEED: parameter init and dropout.
+  # NONFINITE_POLICY / MAX_CONSECUTIVE_SKIPS: what a NaN or Inf loss or
+  # gradient does (aya_t5x.finite_guard).
+  nonfinite: finite_guard.NonFiniteConfig = finite_guard.NonFiniteConfig()
+
+  def __post_init__(self):
+    validation.integer("NUM_MICROBATCHES", self.num_microbatches, 1)
+    validation.integer("RANDOM_SEED", self.seed)
 
 
 def _stacked_layers(axes: PyTree) -> PyTree:
@@ -139,9 +148,14 @@ class Trainer:
     return {"step": jnp.zeros((), jnp.int32), "params": params,
             "opt_state": self.optimizer.init(params, stacked)}
 
+  @functools.cached_property
+  def _jitted_init(self):
+    # Kept: a fresh jax.jit of a bound method compiles again on every call.
+    return jax.jit(self._init_state, out_shardings=self.state_shardings())
+
   def init_state(self) -> PyTree:
     """Randomly initialised state, created directly in its sharded layout."""
-    init = jax.jit(self._init_state, out_shardings=self.state_shardings())
+    init = self._jitted_init  # Shardings are derived outside the mesh.
     with self.partitioner.activate():
       return init(jax.random.PRNGKey(self.config.seed))
 
@@ -175,9 +189,17 @@ class Trainer:
     stacked = _stacked_layers(self._param_axes)
     params, opt_state, lr = self.optimizer.apply(
         state["step"], grads, state["params"], state["opt_state"], stacked)
+    grad_norm = finite_guard.global_norm(grads)
+    finite = finite_guard.step_is_finite(sums["loss"], grad_norm)
+    if self.config.nonfinite.policy == "skip":
+      params, opt_state = finite_guard.keep_if_finite(
+          finite, (params, opt_state), (state["params"], state["opt_state"]))
     new_state = {"step": state["step"] + 1, "params": params,
                  "opt_state": opt_state}
-    return new_state, _finalize_metrics(sums, lr)
+    metrics = _finalize_metrics(sums, lr)
+    metrics[finite_guard.GRAD_NORM] = grad_norm
+    metrics[finite_guard.NONFINITE] = 1.0 - finite.astype(jnp.float32)
+    return new_state, metrics
 
   def _eval_step(self, params, batch):
     weights, denominator = model_lib.loss_weights_and_denominator(
