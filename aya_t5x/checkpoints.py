@@ -40,6 +40,7 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
+from aya_t5x import integrity
 from aya_t5x import t5x_state
 
 PyTree = Any
@@ -55,6 +56,11 @@ COMMIT_FILE = "commit_success.txt"
 STEP_METADATA_FILE = "_CHECKPOINT_METADATA"
 TREE_METADATA_FILE = "_METADATA"  # Written by the PyTree handler per item.
 _TMP_MARKER = ".orbax-checkpoint-tmp"
+# Prefixes of folders set aside (never deleted on sight): a save that was cut
+# off, and a committed checkpoint that failed verification or reading.
+INCOMPLETE_PREFIX = "incomplete."
+CORRUPT_PREFIX = "corrupt."
+SET_ASIDE_KEPT = 3  # Newest set-aside folders of each kind kept for a look.
 
 
 class CheckpointMismatchError(ValueError):
@@ -63,6 +69,11 @@ class CheckpointMismatchError(ValueError):
 
 class IncompleteCheckpointError(FileNotFoundError):
   """A checkpoint folder lacks the files a finished save leaves behind."""
+
+
+class DataStateError(ValueError):
+  """The checkpoint's data iterator state is missing or unreadable, and
+  resuming would silently replay data (see `allow_data_replay`)."""
 
 
 class DataIterator(Protocol):
@@ -118,6 +129,10 @@ class RestoreCheckpointConfig:
   restore_dataset: bool = False  # Also restore the iterator saved in `path`.
   strict: bool = True  # Every model parameter must be in the checkpoint.
   params_only: bool = False  # Take only `params`; optimizer state stays fresh.
+  # ALLOW_DATA_REPLAY: resume from a checkpoint whose data iterator state is
+  # missing or unreadable, restarting the data (a WARNING says how many
+  # examples repeat). Off: such a resume stops with one line.
+  allow_data_replay: bool = False
 
   def __post_init__(self):
     if self.mode not in RESTORE_MODES:
@@ -270,6 +285,19 @@ class DatasetRestore(ocp.args.CheckpointArgs):
   iterator: DataIterator  # Object whose `restore_state(dir)` is called.
 
 
+@dataclasses.dataclass(frozen=True)
+class DataReplay:
+  """Whether a resume may restart the data when its iterator state is gone."""
+  allowed: bool = False  # ALLOW_DATA_REPLAY
+  examples_per_step: int | None = None  # BATCH_SIZE, to count the repeats.
+
+  def repeated(self, step: int) -> str:
+    if self.examples_per_step is None:
+      return f"the first {step} batches"
+    return (f"{step * self.examples_per_step} examples ({step} steps x "
+            f"{self.examples_per_step})")
+
+
 def has_dataset_state(checkpoint_dir: epath.PathLike) -> bool:
   """Whether any process saved iterator state in this checkpoint."""
   item_dir = epath.Path(checkpoint_dir) / DATASET_ITEM
@@ -278,17 +306,92 @@ def has_dataset_state(checkpoint_dir: epath.PathLike) -> bool:
 
 
 def _restore_dataset(checkpoint_dir: epath.Path,
-                     data_iterator: DataIterator | None) -> None:
-  """Restores the iterator if the checkpoint has its state, else says so."""
+                     data_iterator: DataIterator | None, step: int,
+                     replay: DataReplay) -> None:
+  """Restores the iterator; missing or unreadable state never passes silently.
+
+  Without the state the data would start again from its first example: the
+  model would see data twice, unnoticed. That needs the user's consent.
+  """
   if data_iterator is None:
     return
-  if not has_dataset_state(checkpoint_dir):
-    logging.info("Checkpoint %s has no dataset state; the data iterator "
-                 "starts from its beginning.", checkpoint_dir)
+  try:
+    if not has_dataset_state(checkpoint_dir):
+      raise FileNotFoundError(
+          f"{checkpoint_dir / DATASET_ITEM}: no data iterator state")
+    DatasetCheckpointHandler().restore(checkpoint_dir / DATASET_ITEM,
+                                       DatasetRestore(data_iterator))
+  except OSError as e:  # Missing or unreadable files; not a dataset mismatch.
+    if not replay.allowed:
+      raise DataStateError(
+          f"Cannot resume from {checkpoint_dir}: {e}. Resuming would replay "
+          f"{replay.repeated(step)} from the start of the data; set "
+          "ALLOW_DATA_REPLAY=True (RestoreCheckpointConfig."
+          "allow_data_replay) to accept that.") from None
+    logging.warning("Checkpoint %s: %s. ALLOW_DATA_REPLAY: the data starts "
+                    "again from its beginning, so %s will be seen again.",
+                    checkpoint_dir, e, replay.repeated(step))
     return
-  DatasetCheckpointHandler().restore(checkpoint_dir / DATASET_ITEM,
-                                     DatasetRestore(data_iterator))
   logging.info("Restored the data iterator from %s.", checkpoint_dir)
+
+
+def _verify(checkpoint_dir: epath.Path) -> integrity.Verdict:
+  """`integrity.verify` on the primary process; its verdict on every one.
+
+  One host reads the files once; the others must agree on the outcome or
+  their collective restores would diverge.
+  """
+  if jax.process_count() == 1:
+    return integrity.verify(checkpoint_dir)
+  verdict = (integrity.verify(checkpoint_dir) if jax.process_index() == 0
+             else None)
+  ok = bool(multihost_utils.broadcast_one_to_all(
+      np.asarray(verdict.ok if verdict else False)))
+  verified = bool(multihost_utils.broadcast_one_to_all(
+      np.asarray(verdict.verified if verdict else False)))
+  if verdict is not None:
+    return verdict
+  return integrity.Verdict(ok=ok, verified=verified,
+                           problem=None if ok else "failed on process 0")
+
+
+def _restore_verified(checkpoint_dir: epath.Path, abstract_state: PyTree
+                      ) -> tuple[PyTree, str | None]:
+  """(state, None), or (None, why it cannot be used) naming the file."""
+  verdict = _verify(checkpoint_dir)
+  if not verdict.ok:
+    return None, verdict.problem
+  if not verdict.verified:
+    logging.warning("Checkpoint %s has no %s (written before checkpoints "
+                    "were checksummed): restoring it unverified.",
+                    checkpoint_dir, integrity.MANIFEST_FILE)
+  logging.info("Restoring %s.", checkpoint_dir)
+  try:
+    return restore_train_state(checkpoint_dir / STATE_ITEM,
+                               abstract_state), None
+  except CheckpointMismatchError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # Any reader failure of an unverified checkpoint: try an older one.
+    first_line = (str(e).strip().splitlines() or [""])[0][:300]
+    return None, (f"{checkpoint_dir / STATE_ITEM}: unreadable "
+                  f"({type(e).__name__}: {first_line})")
+
+
+def set_aside(path: epath.Path, prefix: str) -> epath.Path:
+  """Renames `path` to `<prefix><name>.<ns>` beside it; keeps only the
+  newest `SET_ASIDE_KEPT` folders of that prefix (they are for inspection,
+  and each can be as large as a checkpoint)."""
+  path = epath.Path(path)
+  aside = path.parent / f"{prefix}{path.name}.{time.time_ns()}"
+  path.rename(aside)
+  found = sorted(path.parent.glob(f"{prefix}*"),
+                 key=lambda p: int(p.name.rsplit(".", 1)[-1])
+                 if p.name.rsplit(".", 1)[-1].isdigit() else 0)
+  for old in found[:-SET_ASIDE_KEPT]:
+    logging.info("Deleting old set-aside folder %s.", old)
+    old.rmtree()
+  return aside
 
 
 # ------------------------------------------------------- tree comparisons ---
@@ -564,6 +667,9 @@ class Checkpointer:
     self._config = config or CheckpointConfig()
     self._dir = absolute(model_dir)
     self._name_format = _CommittedStepNameFormat()
+    self._saving_step: int | None = None  # The save the manifest hook is for.
+    if self._config.cleanup_tmp_dirs and not read_only:
+      self._set_aside_incomplete()
     self._manager = ocp.CheckpointManager(
         self._dir,
         item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler(),
@@ -580,7 +686,11 @@ class Checkpointer:
             policies.FixedIntervalPolicy(self._config.period),
             policies.PreemptionCheckpointingPolicy()]),
         preservation_policy=policies.LatestN(n=self._config.keep),
-        enable_async_checkpointing=self._config.async_save,
+        # Always async: Orbax's hook that writes the integrity manifest
+        # before the commit exists only there. `async_save=False` waits.
+        enable_async_checkpointing=True,
+        async_options=ocp.AsyncOptions(
+            post_finalization_callback=self._write_manifest),
         cleanup_tmp_directories=self._config.cleanup_tmp_dirs and not read_only,
         read_only=read_only,
         create=not read_only)
@@ -626,11 +736,25 @@ class Checkpointer:
     items = {STATE_ITEM: ocp.args.PyTreeSave(t5x_state.to_t5x(state))}
     if data_iterator is not None:
       items[DATASET_ITEM] = DatasetSave(data_iterator)
-    saved = self._manager.save(step, args=ocp.args.Composite(**items),
-                               force=True)
+    self._manager.wait_until_finished()  # The hook serves one save at a time.
+    self._saving_step = step
+    saved = self._manager.save(
+        step, args=ocp.args.Composite(**items), force=True,
+        custom_metadata={integrity.PROMISE_KEY: integrity.FORMAT})
     if saved:
       logging.info("Saving checkpoint %s.", step_dir(self._dir, step))
+    if not self._config.async_save:
+      self._manager.wait_until_finished()
     return saved
+
+  def _write_manifest(self) -> None:
+    """Orbax's post-finalization hook: the files are all written, the folder
+    not yet committed (renamed, or marked on object stores)."""
+    if jax.process_index() != 0 or self._saving_step is None:
+      return
+    final = step_dir(self._dir, self._saving_step)
+    pending = sorted(self._dir.glob(f"{final.name}{_TMP_MARKER}*"))
+    integrity.write_manifest(pending[-1] if pending else final)
 
   def _set_aside_broken_folder(self, step: int) -> None:
     """Renames an unfinished `checkpoint_<step>` so the save can take its name.
@@ -640,10 +764,9 @@ class Checkpointer:
     """
     target = step_dir(self._dir, step)
     if jax.process_index() == 0 and target.exists():
-      aside = self._dir / f"incomplete.{target.name}.{time.time_ns()}"
+      aside = set_aside(target, INCOMPLETE_PREFIX)
       logging.warning("Moving unfinished checkpoint %s to %s before saving "
                       "step %d again.", target, aside, step)
-      target.rename(aside)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"aya_t5x_set_aside_{step}")
 
@@ -652,25 +775,68 @@ class Checkpointer:
     self._manager.wait_until_finished()
 
   def restore(self, abstract_state: PyTree, step: int | None = None,
-              data_iterator: DataIterator | None = None) -> PyTree:
+              data_iterator: DataIterator | None = None,
+              replay: DataReplay | None = None) -> PyTree:
     """Resumes this run: the state (and iterator) saved at `step` or latest.
 
+    Each checkpoint is verified (`aya_t5x.integrity`) before it is read; one
+    that fails, or cannot be read, is set aside (`corrupt.checkpoint_N.*`)
+    with one warning naming the file and the reason, and the next older one
+    is tried.
+
     Raises:
-      FileNotFoundError: no finished checkpoint (or not this step).
+      FileNotFoundError: no finished checkpoint (or not this step), or none
+        that verifies.
       CheckpointMismatchError: the saved tree does not fit `abstract_state`.
+      DataStateError: the iterator state is missing or unreadable and
+        `replay` does not allow starting the data again.
     """
     self.wait_until_finished()
     self._manager.reload()
-    step = self.latest_step() if step is None else int(step)
-    if step is None or step not in self._manager.all_steps():
+    steps = self.all_steps() if step is None else [int(step)]
+    if not steps or steps[-1] not in self._manager.all_steps():
       raise FileNotFoundError(
           f"No finished checkpoint{'' if step is None else f' for step {step}'}"
           f" in {self._dir}; found steps {self.all_steps()}.")
-    path = step_dir(self._dir, step)
-    logging.info("Restoring %s.", path)
-    state = restore_train_state(path / STATE_ITEM, abstract_state)
-    _restore_dataset(path, data_iterator)
-    return state
+    for candidate in reversed(steps):
+      path = step_dir(self._dir, candidate)
+      state, problem = _restore_verified(path, abstract_state)
+      if problem is None:
+        _restore_dataset(path, data_iterator, candidate,
+                         replay or DataReplay())
+        return state
+      self._set_aside_corrupt(path, problem)
+      if step is not None:
+        break
+    raise FileNotFoundError(
+        f"No checkpoint in {self._dir} passed verification (each one was "
+        f"moved to {CORRUPT_PREFIX}*, with a warning naming the bad file); "
+        "run again to start from scratch, or restore a copy.")
+
+  def _set_aside_incomplete(self) -> None:
+    """Moves cut-off `checkpoint_N` folders out of the way at start-up, one
+    warning each (the run's single writer only, like Orbax's tmp clean-up)."""
+    if jax.process_index() == 0 and self._dir.exists():
+      standard = ocp.step.standard_name_format(step_prefix=STEP_PREFIX)
+      for metadata in standard.find_all(self._dir):
+        reason = incomplete_reason(metadata.path)
+        if reason is not None:
+          aside = set_aside(metadata.path, INCOMPLETE_PREFIX)
+          logging.warning("Checkpoint %s is incomplete, set aside as %s: %s.",
+                          metadata.path.name, aside.name, reason)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("aya_t5x_set_aside_incomplete")
+
+  def _set_aside_corrupt(self, path: epath.Path, problem: str) -> None:
+    """Moves a checkpoint that failed out of the listing, with ONE warning."""
+    if jax.process_index() == 0:
+      aside = set_aside(path, CORRUPT_PREFIX)
+      logging.warning("Checkpoint %s is damaged, set aside as %s: %s. "
+                      "Resuming from an earlier one.", path.name, aside.name,
+                      problem)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"aya_t5x_corrupt_{path.name}")
+    self._manager.reload()
 
   def restore_from_path(self, path: epath.PathLike, abstract_state: PyTree, *,
                         data_iterator: DataIterator | None = None,
@@ -746,7 +912,12 @@ def restore_from_path(path: epath.PathLike, abstract_state: PyTree, *,
     fallback = fallback_state if not strict else None
     state = restore_train_state(state_dir, abstract_state, strict=strict,
                                 fallback=fallback)
-  _restore_dataset(checkpoint_dir, data_iterator)
+  if data_iterator is not None and not has_dataset_state(checkpoint_dir):
+    # Finetuning from another run: its data position is optional.
+    logging.info("Checkpoint %s has no dataset state; the data iterator "
+                 "starts from its beginning.", checkpoint_dir)
+  else:
+    _restore_dataset(checkpoint_dir, data_iterator, 0, DataReplay())
   return _reset_step(state) if reset_step else state
 
 
@@ -766,7 +937,8 @@ def restore_or_init(checkpointer: Checkpointer,
                     config: RestoreCheckpointConfig,
                     abstract_state: PyTree,
                     init_state: Callable[[], PyTree],
-                    data_iterator: DataIterator | None = None) -> PyTree:
+                    data_iterator: DataIterator | None = None,
+                    examples_per_step: int | None = None) -> PyTree:
   """A run's initial state, with T5X's precedence.
 
   1. The newest finished checkpoint in MODEL_DIR (re-running a train command
@@ -775,7 +947,9 @@ def restore_or_init(checkpointer: Checkpointer,
   3. Else `init_state()`, a fresh initialization.
   """
   if checkpointer.latest_step() is not None:
-    return checkpointer.restore(abstract_state, data_iterator=data_iterator)
+    replay = DataReplay(config.allow_data_replay, examples_per_step)
+    return checkpointer.restore(abstract_state, data_iterator=data_iterator,
+                                replay=replay)
   if config.path is None:
     logging.info("No checkpoint in %s and no restore path: initializing.",
                  checkpointer.directory)

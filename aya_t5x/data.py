@@ -261,6 +261,9 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
     self._check_description(prefix + ".json")
     try:
       self._checkpoint.read(prefix).assert_consumed()
+    except _UNREADABLE as e:
+      raise OSError(f"{prefix}: unreadable data iterator state "
+                    f"({type(e).__name__}: {_first_line(e)})") from None
     except (tf.errors.OpError, AssertionError) as e:
       raise ValueError(
           f"The data iterator state at {prefix} does not fit this dataset: "
@@ -272,8 +275,11 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
     """Fails, naming the fields, if the saved dataset differs from this one."""
     if self._description is None or not tf.io.gfile.exists(path):
       return
-    with tf.io.gfile.GFile(path) as f:
-      saved = json.load(f)
+    try:
+      with tf.io.gfile.GFile(path) as f:
+        saved = dict(json.load(f))
+    except (ValueError, TypeError) as e:
+      raise OSError(f"{path}: unreadable ({e})") from None
     changed = sorted(
         k
         for k in saved.keys() | self._description.keys()
@@ -289,6 +295,16 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
           f"dataset ({details}). Restore with the original data settings, "
           "or start the data from scratch in a new model directory."
       )
+
+
+# TF's errors for a damaged file (truncated, emptied), as opposed to a state
+# written for another dataset.
+_UNREADABLE = (tf.errors.DataLossError, tf.errors.NotFoundError,
+               tf.errors.OutOfRangeError)
+
+
+def _first_line(error: Exception) -> str:
+  return (str(error).strip().splitlines() or [""])[0][:200]
 
 
 def _json_round_trip(description: Mapping[str, Any] | None):

@@ -87,6 +87,7 @@ class _Run:
   evals: dict[int, dict] = dataclasses.field(default_factory=dict)
   # Benchmarks at each eval (evaluation.TrainingEval); None: loss only.
   benchmark_eval: Callable[..., Mapping[str, float]] | None = None
+  examples_per_step: int | None = None  # BATCH_SIZE: counts data replays.
   monitor: finite_guard.Monitor = dataclasses.field(
       default_factory=lambda: finite_guard.Monitor(
           finite_guard.NonFiniteConfig()))
@@ -104,7 +105,8 @@ def _restore_or_init(run: _Run, restore_cfg: checkpoints.RestoreCheckpointConfig
                      ) -> PyTree:
   return checkpoints.restore_or_init(
       run.checkpointer, restore_cfg, run.trainer.abstract_state(),
-      run.trainer.init_state, data_iterator=run.train_iterator)
+      run.trainer.init_state, data_iterator=run.train_iterator,
+      examples_per_step=run.examples_per_step)
 
 
 def _evaluate(run: _Run, params: PyTree) -> dict:
@@ -309,6 +311,7 @@ def train(*,
              metrics_writer.MetricsWriter(model_dir, "train"), eval_cfg,
              metrics_writer.MetricsWriter(model_dir, "eval") if eval_cfg
              else None, benchmark_eval=benchmark_eval,
+             examples_per_step=train_dataset_cfg.batch_size,
              monitor=finite_guard.Monitor(trainer_config.nonfinite))
   try:
     return _set_up_and_train(run, restore_cfg)
@@ -324,8 +327,10 @@ def _set_up_and_train(run: _Run,
                       ) -> dict:
   state = _restore_or_init(run, restore_cfg)
   _SETUP.finish()
+  model_dir = run.config.model_dir
   if jax.process_index() == 0:
-    architecture.write(model_dir, model.config, f"the run in {model_dir}")
+    architecture.write(model_dir, run.trainer.model.config,
+                       f"the run in {model_dir}")
   start_step = int(jax.device_get(state["step"]))
   initial_eval = final_eval = None
   if run.eval_cfg is not None and start_step == 0:
@@ -335,7 +340,6 @@ def _set_up_and_train(run: _Run,
   if run.eval_cfg is not None:
     final_eval = _eval_at(run, state, step)
   run.checkpointer.wait_until_finished()
-  model_dir = run.config.model_dir
   return {
       "status": status, "start_step": start_step, "step": step,
       "model_dir": model_dir, "metrics": run.writer.path,

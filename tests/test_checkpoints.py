@@ -375,17 +375,22 @@ def test_dataset_item_is_saved_per_process_and_restored(tmp_path):
   assert resumed.position == 42
 
 
-def test_restore_skips_absent_dataset_item_with_a_log_line(tmp_path, caplog):
+def test_restore_without_dataset_item_refuses_to_replay_unless_allowed(
+    tmp_path, caplog):
   _save_steps(tmp_path, [1])
-  caplog.set_level(logging.INFO)
   iterator = FakeIterator(position=5)
 
   with checkpoints.Checkpointer(tmp_path) as ckpt:
-    ckpt.restore(_abstract(_state()), data_iterator=iterator)
+    with pytest.raises(checkpoints.DataStateError,
+                       match="no data iterator state.*ALLOW_DATA_REPLAY"):
+      ckpt.restore(_abstract(_state()), data_iterator=iterator)
+    caplog.set_level(logging.WARNING)
+    ckpt.restore(_abstract(_state()), data_iterator=iterator,
+                 replay=checkpoints.DataReplay(True, examples_per_step=8))
 
   assert iterator.calls == []
   assert iterator.position == 5
-  assert "no dataset state" in caplog.text
+  assert "8 examples (1 steps x 8) will be seen again" in caplog.text
 
 
 # --------------------------------------------------------------- preemption ---

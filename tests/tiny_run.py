@@ -83,8 +83,9 @@ def run(model_dir, steps: int, *, period: int = 2, keep: int | None = None,
       checkpoints.Checkpointer(model_dir, checkpoints.CheckpointConfig(
           period=period, keep=keep)),
       metrics_writer.MetricsWriter(str(model_dir), "train"),
-      monitor=finite_guard.Monitor(the_trainer.config.nonfinite))
-  restore = checkpoints.RestoreCheckpointConfig()
+      examples_per_step=BATCH, monitor=finite_guard.Monitor(the_trainer.config.nonfinite))
+  restore = checkpoints.RestoreCheckpointConfig(
+      allow_data_replay=allow_data_replay)
   try:
     return train._set_up_and_train(run_state, restore)  # pylint: disable=protected-access
   finally:
