@@ -42,6 +42,7 @@ import orbax.checkpoint as ocp
 
 from aya_t5x import integrity
 from aya_t5x import t5x_state
+from aya_t5x import validation
 
 PyTree = Any
 
@@ -103,12 +104,9 @@ class CheckpointConfig:
   cleanup_tmp_dirs: bool = True
 
   def __post_init__(self):
-    if self.period < 1:
-      raise ValueError(f"CheckpointConfig.period must be >= 1, got "
-                       f"{self.period}.")
-    if self.keep is not None and self.keep < 1:
-      raise ValueError(f"CheckpointConfig.keep must be None (keep all) or "
-                       f">= 1, got {self.keep}.")
+    validation.integer("CHECKPOINT_PERIOD", self.period, 1)
+    if self.keep is not None:
+      validation.integer("CHECKPOINTS_TO_KEEP (None keeps all)", self.keep, 1)
 
 
 RESTORE_MODES = ("latest", "specific")

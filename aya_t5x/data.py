@@ -24,6 +24,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from aya_t5x import validation
+
 # Where the batch dimension lives in the mesh: T5X's `batch` -> `data` rule.
 BATCH_PARTITION_SPEC = jax.sharding.PartitionSpec("data")
 
@@ -60,6 +62,17 @@ class DatasetConfig:
   # Drop the last partial batch (True for training: shapes stay static).
   drop_remainder: bool = True
 
+  def __post_init__(self):
+    validation.integer("BATCH_SIZE", self.batch_size, 1)
+    self.task_feature_lengths = validation.feature_lengths(
+        "TASK_FEATURE_LENGTHS", self.task_feature_lengths)
+    if self.seed is not None:
+      validation.integer("RANDOM_SEED", self.seed)
+    for name, value in (("PACKING", self.pack),
+                        ("SHUFFLE_TRAIN_EXAMPLES", self.shuffle),
+                        ("USE_CACHED_TASKS", self.use_cached)):
+      validation.boolean(name, value)
+
 
 def _close_names(name: str) -> list[str]:
   """Registered task and mixture names that look like `name`."""
@@ -84,7 +97,7 @@ def get_mixture_or_task(
     ValueError: nothing is registered under `name`.
   """
   if module:
-    importlib.import_module(module)
+    _import_task_module(module)
   registered = set(seqio.TaskRegistry.names()) | set(
       seqio.MixtureRegistry.names()
   )
@@ -96,6 +109,38 @@ def get_mixture_or_task(
         "'aya_t5x.tasks')."
     )
   return seqio.get_mixture_or_task(name)
+
+
+def _import_task_module(module: str) -> None:
+  """Imports MIXTURE_OR_TASK_MODULE; a name that is not there is one line."""
+  try:
+    importlib.import_module(module)
+  except ModuleNotFoundError as e:
+    if e.name is None or not module.startswith(e.name):
+      raise  # The module exists but lacks one of its own dependencies.
+    raise ValueError(f"MIXTURE_OR_TASK_MODULE={module!r}: no such module "
+                     f"({e.name!r} not found). Use the module that registers "
+                     "the tasks, e.g. 'aya_t5x.mixtures'.") from None
+
+
+def check_source_files(cfg: DatasetConfig) -> None:
+  """Fails naming the task and file when a split's input file is empty.
+
+  An empty file yields no examples: a whole task would silently vanish from
+  a mixture, or training would wait forever on a task with no rows.
+  """
+  found = get_mixture_or_task(cfg.mixture_or_task_name, cfg.module)
+  tasks = getattr(found, "tasks", None) or [found]
+  for task in tasks:
+    source = task.source
+    if not isinstance(source, seqio.FileDataSource):
+      continue
+    if cfg.split not in source.splits:
+      continue
+    for path in source.list_shards(cfg.split):
+      if tf.io.gfile.exists(path) and tf.io.gfile.stat(path).length == 0:
+        raise ValueError(f"Task {task.name!r} ({cfg.split} split): input "
+                         f"file {path} is empty.")
 
 
 def per_host_batch_size(global_batch_size: int, num_shards: int) -> int:

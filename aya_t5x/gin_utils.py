@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import tokenize
 from typing import Callable, Sequence
 
 import gin
@@ -67,7 +68,6 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
   """Parses T5X-style flags; `--gin.X=Y` becomes the binding `X = Y`."""
   parser = argparse.ArgumentParser(allow_abbrev=False)
   parser.add_argument("--gin_file", action="append", default=[])
-  parser.add_argument("--gin_bindings", action="append", default=[])
   parser.add_argument("--gin_search_paths", default="")
   parser.add_argument("--tfds_data_dir", default=None)
   parser.add_argument("--coordinator_address", default=None)
@@ -77,19 +77,14 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
   parser.add_argument("--verbose", action="store_true")
   parser.add_argument("--seqio_additional_cache_dirs", action="append",
                       default=[])
+  bindings, argv = _bindings_in_order(argv)
   known, rest = parser.parse_known_args(argv)
-  bindings = list(known.gin_bindings)
-  for arg in rest:
-    if not arg.startswith("--gin."):
-      raise UsageError(f"Unknown flag {arg!r}. Flags: --gin_file, "
-                       "--gin.NAME=VALUE, --gin_bindings, --gin_search_paths, "
-                       "--tfds_data_dir, --seqio_additional_cache_dirs, "
-                       "--multiprocess, --coordinator_address, "
-                       "--process_count, --process_index, --verbose.")
-    name, sep, value = arg[len("--gin."):].partition("=")
-    if not sep or not name:
-      raise UsageError(f"{arg!r}: expected --gin.NAME=VALUE.")
-    bindings.append(f"{name} = {value}")
+  if rest:
+    raise UsageError(f"Unknown flag {rest[0]!r}. Flags: --gin_file, "
+                     "--gin.NAME=VALUE, --gin_bindings, --gin_search_paths, "
+                     "--tfds_data_dir, --seqio_additional_cache_dirs, "
+                     "--multiprocess, --coordinator_address, "
+                     "--process_count, --process_index, --verbose.")
   search = [p for p in known.gin_search_paths.split(",") if p]
   cache_dirs = [d for flag in known.seqio_additional_cache_dirs
                 for d in flag.split(",") if d]
@@ -97,6 +92,32 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
                      known.coordinator_address, known.process_count,
                      known.process_index, known.multiprocess, cache_dirs,
                      known.verbose)
+
+
+def _bindings_in_order(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+  """(--gin.X=Y and --gin_bindings values in command-line order, the rest).
+
+  Later bindings override earlier ones, so the order the user typed them in
+  is the order they apply in, whichever of the two spellings each uses.
+  """
+  bindings, rest, args = [], [], list(argv)
+  while args:
+    arg = args.pop(0)
+    if arg.startswith("--gin."):
+      name, sep, value = arg[len("--gin."):].partition("=")
+      if not sep or not name:
+        raise UsageError(f"{arg!r}: expected --gin.NAME=VALUE.")
+      bindings.append(f"{name} = {value}")
+    elif arg.startswith("--gin_bindings="):
+      bindings.append(arg[len("--gin_bindings="):])
+    elif arg == "--gin_bindings":
+      if not args:
+        raise UsageError("--gin_bindings needs a value, e.g. "
+                         "--gin_bindings=\"TRAIN_STEPS = 10\".")
+      bindings.append(args.pop(0))
+    else:
+      rest.append(arg)
+  return bindings, rest
 
 
 def _resolve_gin_file(path: str, search_paths: Sequence[str]) -> str:
@@ -144,6 +165,37 @@ def _quiet_include_search():
     logging.getLogger().removeFilter(drop)
 
 
+def _set_include_search_paths(search_paths: Sequence[str]) -> None:
+  """Where gin looks for `include`d files: the project's gin/ folder first.
+
+  gin tries its search paths in order, the working directory first. A
+  `runs/` folder there (a common name for run outputs) made every
+  `include 'runs/finetune.gin'` fail: gin took it for a Python package. The
+  project's own files are found first now, whatever the working directory
+  holds; the user's search paths and the working directory follow.
+  """
+  # pylint: disable=protected-access
+  gin.config._LOCATION_PREFIXES[:] = [DEFAULT_GIN_DIR, ""] + [
+      p for p in search_paths if p != DEFAULT_GIN_DIR]
+  gin.config._FILE_READERS[:] = [
+      (reader, _never_raises(exists))
+      for reader, exists in gin.config._FILE_READERS]
+
+
+def _never_raises(exists: Callable[[str], bool]) -> Callable[[str], bool]:
+  """A gin file-existence check that says False instead of raising (gin's
+  package-resource check raises TypeError on a namespace package)."""
+  if getattr(exists, "never_raises", False):
+    return exists
+  def check(path: str) -> bool:
+    try:
+      return exists(path)
+    except (TypeError, ValueError, ImportError):
+      return False
+  check.never_raises = True
+  return check
+
+
 def _walk_values(value):
   if isinstance(value, dict):
     for v in value.values():
@@ -186,8 +238,7 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
   search_paths = list(search_paths) + [os.getcwd(), DEFAULT_GIN_DIR,
                                        os.path.dirname(DEFAULT_GIN_DIR)]
   gin.clear_config(clear_constants=False)
-  for path in search_paths:
-    gin.add_config_file_search_path(path)
+  _set_include_search_paths(search_paths)
   for path in gin_files:
     resolved = _resolve_gin_file(path, search_paths)
     _refuse_upstream_t5x_file(path, resolved)
@@ -196,13 +247,14 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
         gin.parse_config_file(resolved)
     except IOError as e:
       raise UsageError(f"In gin file {resolved}: {e}") from None
-    except (ValueError, SyntaxError, ImportError) as e:
+    except (ValueError, SyntaxError, ImportError, tokenize.TokenError) as e:
       raise UsageError(f"Bad gin file {resolved}: {e}") from None
   _check_binding_targets(bindings, referenced_macros())
   for binding in bindings:
     try:
       gin.parse_config(binding)
-    except (ValueError, SyntaxError) as e:
+    except (ValueError, SyntaxError, tokenize.TokenError) as e:
+      # TokenError: an unclosed bracket or quote (`--gin.X=[8,`).
       raise UsageError(
           f"Bad binding '{binding}': {e}. Values are gin literals: quote "
           "strings, e.g. --gin.MODEL_DIR=\"'/tmp/run'\".") from None
@@ -255,12 +307,18 @@ def exit_status(action: Callable[[], object],
   try:
     action()
   except errors as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f"error: {one_line(str(e))}", file=sys.stderr)
     return 2
   except RunError as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f"error: {one_line(str(e))}", file=sys.stderr)
     return e.exit_code
   return 0
+
+
+def one_line(message: str) -> str:
+  """`message` with its line breaks folded (gin and protobuf add some), so
+  a log scanner sees the whole error on its `error:` line."""
+  return " ".join(l.strip() for l in message.splitlines() if l.strip())
 
 
 def set_verbosity(verbose: bool) -> None:

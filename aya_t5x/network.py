@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aya_t5x import reductions
+from aya_t5x import validation
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -61,6 +62,8 @@ class T5Config:
   layer_norm_epsilon: float = 1e-6  # RMS norm epsilon.
 
   def __post_init__(self):
+    validation.number("DROPOUT_RATE (T5Config.dropout_rate)",
+                      self.dropout_rate, low=0.0, high=1.0, high_open=True)
     if self.remat_policy not in REMAT_POLICIES:
       raise ValueError(
           f"T5Config.remat_policy={self.remat_policy!r}; expected one of "

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aya_t5x import reductions
+from aya_t5x import validation
 
 Array = jax.Array
 PyTree = Any
@@ -79,6 +80,8 @@ def rsqrt_schedule(base: float, warmup_steps: int = 0, decay: bool = True,
   With `decay=False` the rate stays at `base` after warmup (the constant LR
   of finetuning, optionally warmed up).
   """
+  validation.number("LEARNING_RATE", base, low=0.0, low_open=True)
+  validation.integer("WARMUP_STEPS", warmup_steps, 0)
   def schedule(step):
     step = jnp.asarray(step, jnp.float32) - offset
     warm = jnp.maximum(float(max(warmup_steps, 1)), 1.0)

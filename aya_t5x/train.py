@@ -40,6 +40,8 @@ from aya_t5x import optim
 from aya_t5x import partitioning
 from aya_t5x import progress
 from aya_t5x import trainer as trainer_lib
+from aya_t5x import validation
+from aya_t5x import vocabularies
 
 PyTree = Any
 # Whether `train` is past set-up (restore or init): errors after it are not
@@ -60,17 +62,14 @@ class RunConfig:
     if not isinstance(self.model_dir, str) or not self.model_dir:
       raise ValueError(f"MODEL_DIR must be a non-empty string, got "
                        f"{self.model_dir!r}.")
-    for name, value, minimum in (("TRAIN_STEPS", self.total_steps, 1),
-                                 ("EVAL_PERIOD", self.eval_period, 0),
-                                 ("LOG_PERIOD", self.log_period, 1)):
-      if not isinstance(value, int) or isinstance(value, bool) or (
-          value < minimum):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got "
-                         f"{value!r}.")
-    if self.eval_steps is not None and (not isinstance(self.eval_steps, int)
-                                        or self.eval_steps < 1):
-      raise ValueError(f"EVAL_STEPS must be None or an integer >= 1, got "
-                       f"{self.eval_steps!r}.")
+    if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
+      raise ValueError(f"MODEL_DIR={self.model_dir!r} is a file, not a "
+                       "folder.")
+    validation.integer("TRAIN_STEPS", self.total_steps, 1)
+    validation.integer("EVAL_PERIOD", self.eval_period, 0)
+    validation.integer("LOG_PERIOD", self.log_period, 1)
+    if self.eval_steps is not None:
+      validation.integer("EVAL_STEPS (or None)", self.eval_steps, 1)
 
 
 @dataclasses.dataclass
@@ -254,9 +253,18 @@ def _check_vocabularies(model: model_lib.EncoderDecoderModel,
                         cfg: data.DatasetConfig) -> None:
   task = data.get_mixture_or_task(cfg.mixture_or_task_name, cfg.module)
   for name, feature in task.output_features.items():
-    model.check_vocabulary(
-        feature.vocabulary,
-        f"{cfg.mixture_or_task_name!r} output feature {name!r}")
+    where = f"{cfg.mixture_or_task_name!r} output feature {name!r}"
+    vocabularies.check_loads(feature.vocabulary, where)
+    model.check_vocabulary(feature.vocabulary, where)
+
+
+def _check_microbatches(cfg: data.DatasetConfig,
+                        trainer_config: trainer_lib.TrainerConfig) -> None:
+  if cfg.batch_size % trainer_config.num_microbatches:
+    raise ValueError(
+        f"NUM_MICROBATCHES={trainer_config.num_microbatches} does not divide "
+        f"BATCH_SIZE={cfg.batch_size}: each microbatch takes an equal share "
+        "of the batch.")
 
 
 @gin.configurable
@@ -294,6 +302,8 @@ def train(*,
   for cfg in filter(None, (train_dataset_cfg, eval_dataset_cfg)):
     partitioner.local_batch_rows(cfg.batch_size)
     _check_vocabularies(model, cfg)
+  _check_microbatches(train_dataset_cfg, trainer_config)
+  data.check_source_files(train_dataset_cfg)
   if lora is None:
     trainer = trainer_lib.Trainer(model, optimizer, partitioner,
                                   trainer_config)

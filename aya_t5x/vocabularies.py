@@ -54,3 +54,21 @@ def demo_vocabulary(extra_ids: int = 0) -> seqio.SentencePieceVocabulary:
 def mt5_vocabulary() -> seqio.SentencePieceVocabulary:
   """mT5's vocabulary; its 100 sentinels are already in the model file."""
   return sentencepiece_vocabulary(MT5_SPM_PATH, extra_ids=0)
+
+
+def check_loads(vocabulary: seqio.Vocabulary, where: str) -> None:
+  """Loads the vocabulary now, naming its file if it is not a model.
+
+  SeqIO parses a SentencePiece file at its first use, which in training is
+  inside the tf.data pipeline: a corrupt file would fail there, long after
+  start-up and with a protobuf message that names no file.
+
+  Raises:
+    ValueError: the file is not a SentencePiece model.
+  """
+  try:
+    vocabulary.vocab_size  # pylint: disable=pointless-statement
+  except Exception as e:  # pylint: disable=broad-except
+    path = getattr(vocabulary, "sentencepiece_model_file", "the vocabulary")
+    raise ValueError(f"{where}: {path} is not a readable SentencePiece model "
+                     f"({type(e).__name__}: {e}).") from None

@@ -66,9 +66,13 @@ def read_config(hf_dir: str) -> dict[str, Any]:
                         "its config.json next to the weights.")
   with open(path, encoding="utf-8") as f:
     try:
-      return json.load(f)
+      config = json.load(f)
     except json.JSONDecodeError as e:
       raise HfFormatError(f"{path} is not valid JSON: {e}.") from None
+  if not isinstance(config, dict):
+    raise HfFormatError(f"{path}: expected a JSON object of model settings, "
+                        f"found a {type(config).__name__}.")
+  return config
 
 
 def head_is_tied(config: Mapping[str, Any]) -> bool:

@@ -1,0 +1,149 @@
+"""Every bad input is one `error:` line naming the culprit, and exit 2.
+
+In process (one Python for every case): `gin_utils.run` is the CLI's own
+entry point, so the exit status and the stderr line are what a user sees;
+`test_train_cli` runs a case through a real subprocess.
+"""
+
+import os
+
+import pytest
+import seqio
+
+from aya_t5x import data
+from aya_t5x import gin_utils
+from aya_t5x import train
+from aya_t5x import vocabularies
+from aya_t5x.convert import __main__ as convert_cli
+
+TINY_RUN = ["--gin_file=gin/aya_tiny_cpu.gin", "--gin.BATCH_SIZE=8",
+            "--gin.EVAL_PERIOD=0"]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def damaged_tasks(tmp_path_factory):
+  """Two tasks: one with an empty training file, one whose SentencePiece
+  model is garbage."""
+  root = tmp_path_factory.mktemp("tasks")
+  empty, rows, bad_model = (root / "empty.jsonl", root / "rows.jsonl",
+                            root / "bad_spm.model")
+  empty.write_text("")
+  rows.write_text('{"inputs": "a", "targets": "b"}\n')
+  bad_model.write_bytes(b"this is not a sentencepiece model")
+  for name, path, vocabulary in (
+      ("reliability_empty_file", empty, vocabularies.demo_vocabulary()),
+      ("reliability_bad_spm", rows,
+       seqio.SentencePieceVocabulary(str(bad_model)))):
+    seqio.TaskRegistry.remove(name)
+    data.register_jsonl_task(name, {"train": str(path),
+                                    "validation": str(path)}, vocabulary)
+  return {"empty": str(empty), "bad_model": str(bad_model)}
+
+
+CASES = {
+    "learning_rate_text": (["--gin.LEARNING_RATE='fast'"],
+                           "LEARNING_RATE must be a finite number > 0"),
+    "learning_rate_zero": (["--gin.LEARNING_RATE=0.0"],
+                           "LEARNING_RATE must be a finite number > 0"),
+    "learning_rate_inf": (["--gin.LEARNING_RATE=1e999"],
+                          "LEARNING_RATE must be a finite number > 0"),
+    "unparseable_value": (["--gin.BATCH_SIZE=[8,"],
+                          "Bad binding 'BATCH_SIZE = [8,'"),
+    "batch_size_zero": (["--gin.BATCH_SIZE=0"], "BATCH_SIZE must be an "
+                        "integer >= 1, got 0"),
+    "batch_size_negative": (["--gin.BATCH_SIZE=-8"], "BATCH_SIZE must be an "
+                            "integer >= 1, got -8"),
+    "batch_size_fractional": (["--gin.BATCH_SIZE=8.5"], "BATCH_SIZE must be "
+                              "an integer >= 1, got 8.5"),
+    "feature_length_zero": (
+        ["--gin.TASK_FEATURE_LENGTHS={'inputs': 0, 'targets': 32}"],
+        "TASK_FEATURE_LENGTHS['inputs'] must be an integer >= 1, got 0"),
+    "feature_lengths_not_a_dict": (["--gin.TASK_FEATURE_LENGTHS=64"],
+                                   "TASK_FEATURE_LENGTHS must be a dict"),
+    "random_seed_text": (["--gin.RANDOM_SEED='abc'"],
+                         "RANDOM_SEED must be an integer, got 'abc'"),
+    "bool_for_int": (["--gin.TRAIN_STEPS=True"],
+                     "TRAIN_STEPS must be an integer >= 1, got True"),
+    "train_steps_fractional": (["--gin.TRAIN_STEPS=2.5"],
+                               "TRAIN_STEPS must be an integer >= 1"),
+    "microbatches_not_dividing": (["--gin.NUM_MICROBATCHES=3"],
+                                  "NUM_MICROBATCHES=3 does not divide "
+                                  "BATCH_SIZE=8"),
+    "unknown_task_module": (["--gin.MIXTURE_OR_TASK_MODULE='no_such_tasks'"],
+                            "MIXTURE_OR_TASK_MODULE='no_such_tasks'"),
+    "dropout_one": (["--gin.DROPOUT_RATE=1.0"],
+                    "DROPOUT_RATE (T5Config.dropout_rate) must be a finite "
+                    "number in [0.0, 1.0), got 1.0"),
+    "dropout_negative": (["--gin.DROPOUT_RATE=-0.1"], "DROPOUT_RATE"),
+    "packing_not_bool": (["--gin.PACKING='yes'"],
+                         "PACKING must be True or False, got 'yes'"),
+    "warmup_negative": (["--gin.WARMUP_STEPS=-1"],
+                        "WARMUP_STEPS must be an integer >= 0, got -1"),
+    "checkpoint_period_bool": (["--gin.CHECKPOINT_PERIOD=False"],
+                               "CHECKPOINT_PERIOD must be an integer >= 1"),
+    "nonfinite_policy": (["--gin.NONFINITE_POLICY='ignore'"],
+                         "NONFINITE_POLICY must be one of"),
+    "model_dir_is_a_file": ("MODEL_DIR_FILE", "is a file, not a folder"),
+    "empty_training_file": (
+        ["--gin.MIXTURE_OR_TASK_NAME='reliability_empty_file'"],
+        "Task 'reliability_empty_file' (train split): input file EMPTY"),
+    "corrupt_sentencepiece": (
+        ["--gin.MIXTURE_OR_TASK_NAME='reliability_bad_spm'"],
+        "BAD_MODEL is not a readable SentencePiece model"),
+}
+
+
+def _error_lines(capsys) -> list[str]:
+  return [l for l in capsys.readouterr().err.splitlines()
+          if l.startswith("error: ")]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_train_input_is_one_line_naming_the_culprit_and_exit_2(
+    tmp_path, capsys, monkeypatch, damaged_tasks, case):
+  args, needle = CASES[case]
+  model_dir = tmp_path / "run"
+  if args == "MODEL_DIR_FILE":
+    model_dir.write_text("not a folder")
+    args = []
+  needle = needle.replace("EMPTY", damaged_tasks["empty"]).replace(
+      "BAD_MODEL", damaged_tasks["bad_model"])
+  monkeypatch.chdir(REPO)
+  with pytest.raises(SystemExit) as exit_info:
+    gin_utils.run(train.main, TINY_RUN + [f"--gin.MODEL_DIR='{model_dir}'"]
+                  + args)
+  assert exit_info.value.code == 2
+  (line,) = _error_lines(capsys)
+  assert needle in line, line
+
+
+def test_hf_config_that_is_not_an_object_is_one_line(tmp_path, capsys):
+  hf_dir = tmp_path / "hf"
+  hf_dir.mkdir()
+  (hf_dir / "config.json").write_text("[1, 2, 3]")
+  status = convert_cli.main(["hf_to_aya", f"--hf_dir={hf_dir}",
+                             f"--output_dir={tmp_path / 'out'}"])
+  assert status == 2
+  (line,) = _error_lines(capsys)
+  assert f"{hf_dir}/config.json: expected a JSON object" in line, line
+
+
+def test_bindings_apply_in_command_line_order():
+  command_line = gin_utils.parse_command_line(
+      ["--gin.TRAIN_STEPS=1", "--gin_bindings=TRAIN_STEPS = 2",
+       "--gin.TRAIN_STEPS=3", "--gin_bindings", "LOG_PERIOD = 4"])
+  assert command_line.gin_bindings == ["TRAIN_STEPS = 1", "TRAIN_STEPS = 2",
+                                       "TRAIN_STEPS = 3", "LOG_PERIOD = 4"]
+
+
+def test_project_includes_resolve_whatever_the_working_directory_holds(
+    tmp_path, monkeypatch):
+  (tmp_path / "runs").mkdir()  # Was taken for a Python package by gin.
+  (tmp_path / "models").mkdir()
+  (tmp_path / "models" / "mt5_tiny.gin").write_text("THIS IS NOT GIN\n")
+  monkeypatch.chdir(tmp_path)
+  gin_utils.parse_gin([os.path.join(REPO, "gin", "aya_tiny_cpu.gin")],
+                      ["MODEL_DIR = '/tmp/x'"])
+  import gin  # pylint: disable=g-import-not-at-top
+  assert gin.query_parameter("%TRAIN_STEPS") == 400
