@@ -106,11 +106,17 @@ def jsonl_objects(path: str, report, what: str = "INPUT_FILE"
   """
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{what} {path!r} does not exist.")
-  with open(path, encoding="utf-8-sig") as f:
-    for number, line in enumerate(f, 1):
+  with open(path, "rb") as f:
+    for number, raw in enumerate(f, 1):
+      where = f"{path}:{number}"
+      try:
+        # utf-8-sig: a byte-order mark on the first line is not text.
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+      except UnicodeDecodeError as e:
+        report.skip(f"{where} (byte {e.start})", "invalid UTF-8")
+        continue
       if not line.strip():
         continue
-      where = f"{path}:{number}"
       try:
         row = json.loads(line)
       except json.JSONDecodeError as e:
@@ -128,6 +134,9 @@ def read_jsonl_inputs(path: str, field: str, report: InputReport
   for where, row in jsonl_objects(path, report):
     if not isinstance(row.get(field), str):
       report.skip(where, f"no string field {field!r}")
+      continue
+    if not row[field].strip():
+      report.skip(where, f"empty {field!r}")
       continue
     report.kept += 1
     yield {k: v for k, v in row.items() if k not in _RESERVED} | {

@@ -141,12 +141,14 @@ class Tally:
     self._events = collections.Counter()
     self._kept = collections.Counter()
     self._logged = collections.Counter()  # Never reset: logs stay short.
+    self._first: dict[tuple[str, str, str], str] = {}  # Kind -> file:row.
 
   def event(self, task: str, reason: str, field: str, path: str,
             row: int | str = "?", detail: str = "") -> None:
     """Counts one drop (or truncation); logs the first few of each kind."""
     with self._lock:
       self._events[(task, reason, field, path)] += 1
+      self._first.setdefault((task, reason, field), f"{path}:{row}")
       self._logged[(task, reason, field)] += 1
       count = self._logged[(task, reason, field)]
     if count <= _WARNINGS_PER_KIND:
@@ -157,6 +159,16 @@ class Tally:
                       row, reason, field, f": {detail}" if detail else "",
                       " [later ones of this kind are only counted]"
                       if count == _WARNINGS_PER_KIND else "")
+
+  def first_row(self, task: str, reason: str, field: str) -> str | None:
+    """`file:row` of the first event of this kind, None if there was none."""
+    with self._lock:
+      return self._first.get((task, reason, field))
+
+  def tasks(self) -> list[str]:
+    """Tasks with at least one event or kept row."""
+    with self._lock:
+      return sorted({k[0] for k in self._events} | {k[0] for k in self._kept})
 
   def keep(self, task: str, language: str, dataset: str, n: int = 1) -> None:
     with self._lock:
@@ -177,7 +189,7 @@ class Tally:
   def reset(self, task: str | None = None) -> None:
     """Forgets one task's counts, or everything."""
     with self._lock:
-      for counter in (self._events, self._kept):
+      for counter in (self._events, self._kept, self._first):
         for key in [k for k in counter if task is None or k[0] == task]:
           del counter[key]
 

@@ -30,6 +30,7 @@ import numpy as np
 from aya_t5x import architecture
 from aya_t5x import checkpoints
 from aya_t5x import data
+from aya_t5x import drop_summary
 from aya_t5x import finite_guard
 from aya_t5x import gin_utils
 from aya_t5x import lora as lora_lib
@@ -417,6 +418,8 @@ def main(command_line: gin_utils.CommandLine) -> dict:
   with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError):
     summary = train()  # pylint: disable=missing-kwoa  (gin supplies them)
   print(format_summary(summary), flush=True)
+  # What the sources dropped (or cut) while this process read them.
+  print(drop_summary.format_table(drop_summary.drop_rows()), flush=True)
   return summary
 
 

@@ -147,3 +147,37 @@ def test_project_includes_resolve_whatever_the_working_directory_holds(
                       ["MODEL_DIR = '/tmp/x'"])
   import gin  # pylint: disable=g-import-not-at-top
   assert gin.query_parameter("%TRAIN_STEPS") == 400
+
+
+def test_infer_skips_and_counts_invalid_utf8_and_empty_inputs(tmp_path,
+                                                              caplog):
+  from aya_t5x import infer  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "inputs.jsonl"
+  path.write_bytes(b'\xef\xbb\xbf{"inputs": "first"}\n'
+                   b'{"inputs": "bad \xff byte"}\n'
+                   b'{"inputs": "  "}\n'
+                   b'{"inputs": "last"}\n')
+  report = infer.InputReport()
+  rows = list(infer.read_jsonl_inputs(str(path), "inputs", report))
+  assert [r["inputs"] for r in rows] == ["first", "last"]
+  assert report.skipped == {"invalid UTF-8": 1, "empty 'inputs'": 1}
+  assert f"{path}:2 (byte 16)" in caplog.text
+
+
+def test_drop_table_gives_totals_per_task_and_reason_with_first_row(caplog):
+  from aya_t5x import drop_summary  # pylint: disable=g-import-not-at-top
+  from aya_t5x import preprocessors  # pylint: disable=g-import-not-at-top
+  tally = preprocessors.Tally()
+  for row in range(5):
+    tally.event("task_a", preprocessors.EMPTY, "targets", "a.jsonl", row + 1)
+  tally.event("task_a", preprocessors.INVALID_UTF8, "inputs", "b.jsonl", 7)
+  tally.event("task_b", preprocessors.DUPLICATE, "inputs+targets", "c.jsonl",
+              2)
+  rows = drop_summary.drop_rows(tally)
+  assert [(r.task, r.reason, r.count, r.first) for r in rows] == [
+      ("task_a", "empty:targets", 5, "a.jsonl:1"),
+      ("task_a", "invalid_utf8:inputs", 1, "b.jsonl:7"),
+      ("task_b", "duplicate:inputs+targets", 1, "c.jsonl:2")]
+  table = drop_summary.format_table(rows)
+  assert table.splitlines()[0].startswith("dropped rows (7 in total")
+  assert "task_a  empty:targets" in table
