@@ -343,9 +343,8 @@ class DataIterator(Iterator[dict[str, np.ndarray]]):
 
 
 # TF's errors for a damaged file (truncated, emptied), as opposed to a state
-# written for another dataset.
-_UNREADABLE = (tf.errors.DataLossError, tf.errors.NotFoundError,
-               tf.errors.OutOfRangeError)
+# written for another dataset (TF says NotFound for that one).
+_UNREADABLE = (tf.errors.DataLossError, tf.errors.OutOfRangeError)
 
 
 def _first_line(error: Exception) -> str:
