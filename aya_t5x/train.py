@@ -9,10 +9,13 @@ same command resumes from the newest checkpoint in MODEL_DIR, data position
 included. SIGTERM (a TPU VM preemption) saves a checkpoint and exits 0.
 """
 
+import contextlib
 import dataclasses
 import importlib
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Mapping
 
@@ -404,6 +407,33 @@ def _initialize_runtime(command_line: gin_utils.CommandLine) -> None:
   seqio.add_global_cache_dirs(command_line.seqio_additional_cache_dirs)
 
 
+class _Terminated(Exception):
+  """SIGTERM arrived while no train step was running."""
+
+
+@contextlib.contextmanager
+def _sigterm_ends_quietly():
+  """SIGTERM during start-up or after the loop: exit 0 with one line.
+
+  Inside the loop `checkpoints.PreemptionHandler` takes over (and saves).
+  Outside it there is nothing to save (start-up) or the last save is already
+  written (the checkpointer waits for it on the way out), so a preemption
+  then is not a failure. Left to JAX when its multi-host preemption service
+  owns the signal.
+  """
+  if (threading.current_thread() is not threading.main_thread() or
+      checkpoints._jax_preemption_service_running()):  # pylint: disable=protected-access
+    yield
+    return
+  def terminate(signum, unused_frame):
+    raise _Terminated(f"received {signal.Signals(signum).name}")
+  previous = signal.signal(signal.SIGTERM, terminate)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
 def main(command_line: gin_utils.CommandLine) -> dict:
   """Parses gin, validates the configuration, then trains.
 
@@ -413,10 +443,16 @@ def main(command_line: gin_utils.CommandLine) -> dict:
   """
   gin_utils.parse_gin(command_line.gin_files, command_line.gin_bindings,
                       command_line.gin_search_paths)
-  _initialize_runtime(command_line)
-  startup.ready()
-  with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError):
-    summary = train()  # pylint: disable=missing-kwoa  (gin supplies them)
+  try:
+    with _sigterm_ends_quietly():
+      _initialize_runtime(command_line)
+      startup.ready()
+      with _SETUP.usage_errors(TypeError, ValueError, FileNotFoundError):
+        summary = train()  # pylint: disable=missing-kwoa  (gin supplies them)
+  except _Terminated as e:
+    print(f"aya_t5x.train: {e} outside the train loop: stopped; every "
+          "checkpoint on disk is complete.", flush=True)
+    return {"status": "terminated"}
   print(format_summary(summary), flush=True)
   # What the sources dropped (or cut) while this process read them.
   print(drop_summary.format_table(drop_summary.drop_rows()), flush=True)

@@ -181,3 +181,15 @@ def test_drop_table_gives_totals_per_task_and_reason_with_first_row(caplog):
   table = drop_summary.format_table(rows)
   assert table.splitlines()[0].startswith("dropped rows (7 in total")
   assert "task_a  empty:targets" in table
+def test_sigterm_during_start_up_exits_0_with_one_line(tmp_path, capsys,
+                                                       monkeypatch):
+  import signal  # pylint: disable=g-import-not-at-top
+  def preempted_now(unused_command_line):
+    os.kill(os.getpid(), signal.SIGTERM)
+  monkeypatch.setattr(train, "_initialize_runtime", preempted_now)
+  monkeypatch.chdir(REPO)
+  previous = signal.getsignal(signal.SIGTERM)
+  gin_utils.run(train.main, TINY_RUN + [f"--gin.MODEL_DIR='{tmp_path}'"])
+  assert "received SIGTERM outside the train loop: stopped" in (
+      capsys.readouterr().out)
+  assert signal.getsignal(signal.SIGTERM) == previous
