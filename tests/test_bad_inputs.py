@@ -11,7 +11,10 @@ import pytest
 import seqio
 
 from aya_t5x import data
+from aya_t5x import drop_summary
 from aya_t5x import gin_utils
+from aya_t5x import infer  # Gin-configurable: imported before gin locks.
+from aya_t5x import preprocessors
 from aya_t5x import train
 from aya_t5x import vocabularies
 from aya_t5x.convert import __main__ as convert_cli
@@ -151,7 +154,6 @@ def test_project_includes_resolve_whatever_the_working_directory_holds(
 
 def test_infer_skips_and_counts_invalid_utf8_and_empty_inputs(tmp_path,
                                                               caplog):
-  from aya_t5x import infer  # pylint: disable=g-import-not-at-top
   path = tmp_path / "inputs.jsonl"
   path.write_bytes(b'\xef\xbb\xbf{"inputs": "first"}\n'
                    b'{"inputs": "bad \xff byte"}\n'
@@ -165,8 +167,6 @@ def test_infer_skips_and_counts_invalid_utf8_and_empty_inputs(tmp_path,
 
 
 def test_drop_table_gives_totals_per_task_and_reason_with_first_row(caplog):
-  from aya_t5x import drop_summary  # pylint: disable=g-import-not-at-top
-  from aya_t5x import preprocessors  # pylint: disable=g-import-not-at-top
   tally = preprocessors.Tally()
   for row in range(5):
     tally.event("task_a", preprocessors.EMPTY, "targets", "a.jsonl", row + 1)

