@@ -88,6 +88,25 @@ def keep_if_finite(finite: jax.Array, new: PyTree, old: PyTree) -> PyTree:
   return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
 
 
+def guarded_state(config: NonFiniteConfig, state: PyTree, grads: PyTree,
+                  loss: jax.Array, params: PyTree, opt_state: PyTree
+                  ) -> tuple[dict, dict[str, jax.Array]]:
+  """The step's new `{"step", "params", "opt_state"}` and the guard metrics.
+
+  Every train step (full or LoRA) ends here: the update is kept, or under
+  `skip` dropped when the loss or gradient norm is not finite.
+  """
+  grad_norm = global_norm(grads)
+  finite = step_is_finite(loss, grad_norm)
+  if config.policy == "skip":
+    params, opt_state = keep_if_finite(
+        finite, (params, opt_state), (state["params"], state["opt_state"]))
+  new_state = {"step": state["step"] + 1, "params": params,
+               "opt_state": opt_state}
+  return new_state, {GRAD_NORM: grad_norm,
+                     NONFINITE: 1.0 - finite.astype(jnp.float32)}
+
+
 @jax.jit
 def _leaf_finite(tree: PyTree) -> list[jax.Array]:
   return [jnp.all(jnp.isfinite(x)) if jnp.issubdtype(x.dtype, jnp.inexact)

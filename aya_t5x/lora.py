@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from aya_t5x import checkpoints
+from aya_t5x import finite_guard
 from aya_t5x import model as model_lib
 from aya_t5x import optim
 from aya_t5x import partitioning
@@ -318,9 +319,9 @@ class LoraTrainer:
     params, opt_state, lr = self.optimizer.apply(
         state["step"], grads, state["params"], state["opt_state"],
         self._stacked())
-    new_state = {"step": state["step"] + 1, "params": params,
-                 "opt_state": opt_state}
-    return new_state, trainer_lib._finalize_metrics(sums, lr)  # pylint: disable=protected-access
+    new_state, guard = finite_guard.guarded_state(
+        self.config.nonfinite, state, grads, sums["loss"], params, opt_state)
+    return new_state, {**trainer_lib._finalize_metrics(sums, lr), **guard}  # pylint: disable=protected-access
 
   def _eval_step(self, adapters, batch, base):
     weights, denominator = model_lib.loss_weights_and_denominator(

@@ -189,17 +189,9 @@ class Trainer:
     stacked = _stacked_layers(self._param_axes)
     params, opt_state, lr = self.optimizer.apply(
         state["step"], grads, state["params"], state["opt_state"], stacked)
-    grad_norm = finite_guard.global_norm(grads)
-    finite = finite_guard.step_is_finite(sums["loss"], grad_norm)
-    if self.config.nonfinite.policy == "skip":
-      params, opt_state = finite_guard.keep_if_finite(
-          finite, (params, opt_state), (state["params"], state["opt_state"]))
-    new_state = {"step": state["step"] + 1, "params": params,
-                 "opt_state": opt_state}
-    metrics = _finalize_metrics(sums, lr)
-    metrics[finite_guard.GRAD_NORM] = grad_norm
-    metrics[finite_guard.NONFINITE] = 1.0 - finite.astype(jnp.float32)
-    return new_state, metrics
+    new_state, guard = finite_guard.guarded_state(
+        self.config.nonfinite, state, grads, sums["loss"], params, opt_state)
+    return new_state, {**_finalize_metrics(sums, lr), **guard}
 
   def _eval_step(self, params, batch):
     weights, denominator = model_lib.loss_weights_and_denominator(
