@@ -54,7 +54,7 @@ from aya_t5x import generators
 from aya_t5x import gin_utils
 from aya_t5x import harm_judge
 from aya_t5x import inference
-from aya_t5x import infer
+from aya_t5x import jsonl_io
 from aya_t5x import model as model_lib
 from aya_t5x import partitioning
 from aya_t5x import safety_prompts
@@ -177,14 +177,14 @@ def generate_log(prompts: Sequence[safety_prompts.Prompt],
   resumed at (rows already there are not asked again)."""
   rows = _log_rows(prompts, config)
   path = config.path("teacher.jsonl")
-  start = infer.resume_point(path, rows)
+  start = jsonl_io.resume_point(path, rows)
   if isinstance(teacher, generators.ModelGenerator):
     teacher.batches_done = start // config.batch_size
   for begin in range(start, len(rows), config.batch_size):
     batch = rows[begin:begin + config.batch_size]
     responses = teacher.generate([r["inputs"] for r in batch])
     judgements = _judge_batch(judge, batch, responses)
-    infer.append_jsonl(path, [
+    jsonl_io.append_jsonl(path, [
         dict(row, response=response, outcome=_outcome(response, j),
              verdict=j.verdict if j else None)
         for row, response, j in zip(batch, responses, judgements)])

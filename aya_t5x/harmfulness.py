@@ -42,7 +42,7 @@ if __name__ == "__main__":
 from aya_t5x import eval_report
 from aya_t5x import generators
 from aya_t5x import harm_judge
-from aya_t5x import infer
+from aya_t5x import jsonl_io
 from aya_t5x import judge
 
 BENCHMARK = "harmfulness"
@@ -61,9 +61,9 @@ class Answer:
 
 def read_answers(path: str) -> tuple[list[Answer], dict[str, int]]:
   """Answers of a generations file, and skipped lines counted by reason."""
-  answers, report, seen = [], infer.InputReport(), set()
+  answers, report, seen = [], jsonl_io.InputReport(), set()
   fields = ("language", "inputs", "prediction")
-  for where, row in infer.jsonl_objects(path, report, "--generations"):
+  for where, row in jsonl_io.jsonl_objects(path, report, "--generations"):
     if not all(isinstance(row.get(k), str) for k in fields):
       report.skip(where, f"no string {'/'.join(fields)}")
       continue

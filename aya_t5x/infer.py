@@ -13,10 +13,9 @@ checks that it belongs to these inputs, and goes on after it.
 
 import dataclasses
 import importlib
-import json
 import os
 import sys
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
 # Run as a program: hide native start-up noise before the heavy imports
 # (aya_t5x.startup; --verbose shows it).
@@ -33,6 +32,7 @@ from aya_t5x import decoding
 from aya_t5x import architecture
 from aya_t5x import gin_utils
 from aya_t5x import inference
+from aya_t5x import jsonl_io
 from aya_t5x import model as model_lib
 from aya_t5x import partitioning
 from aya_t5x import progress
@@ -85,53 +85,10 @@ class InferConfig:
 # ---------------------------------------------------------------- inputs ---
 
 
-@dataclasses.dataclass
-class InputReport:
-  """What reading the inputs kept and skipped (and where)."""
-  kept: int = 0
-  skipped: dict[str, int] = dataclasses.field(default_factory=dict)
-
-  def skip(self, where: str, reason: str) -> None:
-    logging.warning("Skipping %s: %s", where, reason)
-    self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-
-def jsonl_objects(path: str, report, what: str = "INPUT_FILE"
-                  ) -> Iterator[tuple[str, Row]]:
-  """(`path:line`, object) of a JSONL file; a line that is not JSON or not
-  an object is skipped, named and counted (`report.skip(where, reason)`).
-
-  Raises:
-    FileNotFoundError: no such file (`what` names the flag).
-  """
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{what} {path!r} does not exist.")
-  with open(path, "rb") as f:
-    for number, raw in enumerate(f, 1):
-      where = f"{path}:{number}"
-      try:
-        # utf-8-sig: a byte-order mark on the first line is not text.
-        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-      except UnicodeDecodeError as e:
-        report.skip(f"{where} (byte {e.start})", "invalid UTF-8")
-        continue
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError as e:
-        report.skip(where, f"not JSON ({e.msg})")
-        continue
-      if not isinstance(row, dict):
-        report.skip(where, "not a JSON object")
-        continue
-      yield where, row
-
-
-def read_jsonl_inputs(path: str, field: str, report: InputReport
+def read_jsonl_inputs(path: str, field: str, report: jsonl_io.InputReport
                       ) -> Iterator[Row]:
   """Rows of a JSONL file; bad lines are skipped, named and counted."""
-  for where, row in jsonl_objects(path, report):
+  for where, row in jsonl_io.jsonl_objects(path, report):
     if not isinstance(row.get(field), str):
       report.skip(where, f"no string field {field!r}")
       continue
@@ -147,7 +104,7 @@ def _text(value) -> str:
   return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def read_task_inputs(config: InferConfig, report: InputReport
+def read_task_inputs(config: InferConfig, report: jsonl_io.InputReport
                      ) -> Iterator[Row]:
   """Rows of a task's split: its pretokenized inputs (and targets)."""
   task = data.get_mixture_or_task(config.mixture_or_task_name, config.module)
@@ -164,7 +121,8 @@ def read_task_inputs(config: InferConfig, report: InputReport
     yield row
 
 
-def read_inputs(config: InferConfig, report: InputReport) -> list[Row]:
+def read_inputs(config: InferConfig, report: jsonl_io.InputReport
+                ) -> list[Row]:
   rows = (read_jsonl_inputs(config.input_file, config.input_field, report)
           if config.input_file else read_task_inputs(config, report))
   out = []
@@ -178,46 +136,6 @@ def read_inputs(config: InferConfig, report: InputReport) -> list[Row]:
 # ---------------------------------------------------------------- output ---
 
 
-def resume_point(path: str, rows: Sequence[Row]) -> int:
-  """How many leading rows `path` already holds; drops a torn last line.
-
-  Raises:
-    ValueError: the file holds predictions for other inputs.
-  """
-  if not os.path.exists(path):
-    return 0
-  done, good_bytes = 0, 0
-  with open(path, "rb") as f:
-    for line in f:
-      if not line.endswith(b"\n"):
-        break  # A write cut short by a crash: redo that row.
-      try:
-        written = json.loads(line)
-      except json.JSONDecodeError:
-        break
-      if (done >= len(rows) or written.get("index") != done or
-          written.get("inputs") != rows[done]["inputs"]):
-        raise ValueError(
-            f"{path} line {done + 1} is not the prediction for input "
-            f"{done} of these inputs; write to another INFER_OUTPUT_DIR or "
-            "delete the file.")
-      done += 1
-      good_bytes += len(line)
-  with open(path, "r+b") as f:
-    f.truncate(good_bytes)
-  return done
-
-
-def append_jsonl(path: str, rows: Sequence[Row]) -> None:
-  """Appends rows as JSON lines, flushed to disk (a crash loses at most
-  the line being written, which `resume_point` drops)."""
-  with open(path, "a", encoding="utf-8") as f:
-    for row in rows:
-      f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
-
-
 # ------------------------------------------------------------------- run ---
 
 
@@ -228,10 +146,10 @@ def infer(*, model: model_lib.EncoderDecoderModel,
           partitioning_config: partitioning.PartitioningConfig = (
               partitioning.PartitioningConfig())) -> dict[str, Any]:
   """Generates for every input not yet in the output file; returns a summary."""
-  report = InputReport()
+  report = jsonl_io.InputReport()
   rows = read_inputs(config, report)
   os.makedirs(config.output_dir, exist_ok=True)
-  start = resume_point(config.output_path, rows)
+  start = jsonl_io.resume_point(config.output_path, rows)
   summary = {"output": config.output_path, "inputs": len(rows),
              "resumed_at": start, "skipped": dict(report.skipped)}
   if start == len(rows):
@@ -247,7 +165,7 @@ def infer(*, model: model_lib.EncoderDecoderModel,
       chunk = rows[begin:begin + predictor.batch_size]
       generations = predictor.generate([r["inputs"] for r in chunk],
                                        decoding_config)
-      append_jsonl(config.output_path,
+      jsonl_io.append_jsonl(config.output_path,
                    [_output_row(begin + i, row, g, config.write_scores)
                     for i, (row, g) in enumerate(zip(chunk, generations))])
       bar.update(len(chunk))

@@ -57,7 +57,7 @@ from aya_t5x import decoding
 from aya_t5x import generators
 from aya_t5x import gin_utils
 from aya_t5x import inference
-from aya_t5x import infer
+from aya_t5x import jsonl_io
 from aya_t5x import languages
 from aya_t5x import model as model_lib
 from aya_t5x import partitioning
@@ -279,11 +279,11 @@ def score_rows(config: RoundTripConfig,
                          row.get("targets"))
   os.makedirs(config.output_dir, exist_ok=True)
   path = config.path("scores.jsonl")
-  start = infer.resume_point(path, [{"inputs": r["key"]} for r in rows])
+  start = jsonl_io.resume_point(path, [{"inputs": r["key"]} for r in rows])
   for begin in range(start, len(rows), config.batch_size):
     batch = rows[begin:begin + config.batch_size]
     back = translator.generate(_requests(batch, config))
-    infer.append_jsonl(path, _scored(batch, back, begin, config))
+    jsonl_io.append_jsonl(path, _scored(batch, back, begin, config))
   return write_summary(config, skipped, start)
 
 

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from absl import logging
 
-from aya_t5x import infer
+from aya_t5x import jsonl_io
 from aya_t5x import languages
 from aya_t5x import sources
 
@@ -119,7 +119,7 @@ def make_prompt(row: dict, where: str, source: str, test_fraction: float,
 def read_prompt_file(path: str, test_fraction: float, report: PromptReport
                      ) -> Iterator[Prompt]:
   """Prompts of a JSONL file (module docstring)."""
-  for where, row in infer.jsonl_objects(path, report, "Prompt file"):
+  for where, row in jsonl_io.jsonl_objects(path, report, "Prompt file"):
     prompt = make_prompt(row, where, f"file:{path}", test_fraction, report)
     if prompt is not None:
       yield prompt

@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -235,3 +237,14 @@ def test_a_refused_flores_plus_falls_back_and_an_unreachable_hub_does_not():
       "devtest") == ["fallback"]
   with pytest.raises(hub_access.HubUnreachable):
     sources.FallbackFiles(Refusing(False), Fallback()).resolve("devtest")
+
+
+def test_benchmarks_import_after_a_run_locks_its_gin_config():
+  """The benchmark eval imports the eval tasks lazily, after gin is locked:
+  nothing they import may register a gin configurable."""
+  script = ("import gin; gin.finalize(); import aya_t5x.tasks.eval; "
+            "print('imported')")
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "imported" in result.stdout
