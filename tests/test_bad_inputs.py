@@ -14,6 +14,7 @@ from aya_t5x import data
 from aya_t5x import drop_summary
 from aya_t5x import gin_utils
 from aya_t5x import infer  # Gin-configurable: imported before gin locks.
+from aya_t5x import jsonl_io
 from aya_t5x import preprocessors
 from aya_t5x import train
 from aya_t5x import vocabularies
@@ -159,7 +160,7 @@ def test_infer_skips_and_counts_invalid_utf8_and_empty_inputs(tmp_path,
                    b'{"inputs": "bad \xff byte"}\n'
                    b'{"inputs": "  "}\n'
                    b'{"inputs": "last"}\n')
-  report = infer.InputReport()
+  report = jsonl_io.InputReport()
   rows = list(infer.read_jsonl_inputs(str(path), "inputs", report))
   assert [r["inputs"] for r in rows] == ["first", "last"]
   assert report.skipped == {"invalid UTF-8": 1, "empty 'inputs'": 1}
