@@ -4,7 +4,9 @@ Training drops rows for many reasons (empty, invalid UTF-8, duplicates, the
 paper's filters); the console shows only the first few as they happen
 (`preprocessors.Tally`). This table gives every total, per task and reason,
 with the first row of each kind so that a user can look at an example. The
-train CLI prints it at the end; any CLI that reads training sources can.
+train CLI prints the largest lines at the end (a mixture of 100 languages has
+hundreds of them) and writes the whole table to `MODEL_DIR/dropped_rows.tsv`;
+any CLI that reads training sources can.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
+from etils import epath
+
 from aya_t5x import preprocessors
+
+# Lines of the table the console shows; the file holds all of them.
+CONSOLE_LINES = 10
+TABLE_FILE = "dropped_rows.tsv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +46,28 @@ def drop_rows(tally: preprocessors.Tally = preprocessors.TALLY,
   return out
 
 
-def format_table(rows: list[DropRow]) -> str:
-  """Aligned text; a line saying so when nothing was dropped."""
+def _largest(rows: list[DropRow], limit: int) -> list[DropRow]:
+  """The `limit` rows with the largest counts, in table (task) order."""
+  keep = sorted(range(len(rows)), key=lambda i: (-rows[i].count, i))[:limit]
+  return [rows[i] for i in sorted(keep)]
+
+
+def format_table(rows: list[DropRow], limit: int | None = None,
+                 full_table: str | None = None) -> str:
+  """Aligned text; a line saying so when nothing was dropped.
+
+  Args:
+    rows: `drop_rows()`.
+    limit: show only this many lines (the largest counts), and say how many
+      more there are and where `full_table` holds them.
+    full_table: where the whole table was written (named in that line).
+  """
   if not rows:
     return "dropped rows: none"
+  shown = _largest(rows, limit) if limit is not None else rows
   header = ("task", "reason", "count", "first row")
-  cells = [header] + [(r.task, r.reason, str(r.count), r.first) for r in rows]
+  cells = [header] + [(r.task, r.reason, str(r.count), r.first)
+                      for r in shown]
   widths = [max(len(c[i]) for c in cells) for i in range(3)]
   lines = [f"dropped rows ({sum(r.count for r in rows)} in total; "
            f"'{preprocessors.TRUNCATED}' rows are kept, cut):"]
@@ -51,4 +75,15 @@ def format_table(rows: list[DropRow]) -> str:
     lines.append("  " + "  ".join(
         [cell[0].ljust(widths[0]), cell[1].ljust(widths[1]),
          cell[2].rjust(widths[2]), cell[3]]))
+  if len(shown) < len(rows):
+    where = f": {full_table}" if full_table else ""
+    lines.append(f"  ... {len(rows) - len(shown)} smaller (task, reason) "
+                 f"lines not shown{where}")
   return "\n".join(lines)
+
+
+def write_table(rows: list[DropRow], path: epath.PathLike) -> None:
+  """The whole table as tab-separated values, one header line."""
+  lines = ["task\treason\tcount\tfirst_row"] + [
+      f"{r.task}\t{r.reason}\t{r.count}\t{r.first}" for r in rows]
+  epath.Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -454,9 +454,20 @@ def main(command_line: gin_utils.CommandLine) -> dict:
           "checkpoint on disk is complete.", flush=True)
     return {"status": "terminated"}
   print(format_summary(summary), flush=True)
-  # What the sources dropped (or cut) while this process read them.
-  print(drop_summary.format_table(drop_summary.drop_rows()), flush=True)
+  _report_drops(summary["model_dir"])
   return summary
+
+
+def _report_drops(model_dir: str) -> None:
+  """What the sources dropped (or cut) while this process read them: the
+  largest lines on the console, the whole table beside the checkpoints."""
+  rows = drop_summary.drop_rows()
+  path = None
+  if rows and jax.process_index() == 0:
+    path = f"{model_dir}/{drop_summary.TABLE_FILE}"
+    drop_summary.write_table(rows, path)
+  print(drop_summary.format_table(rows, drop_summary.CONSOLE_LINES, path),
+        flush=True)
 
 
 def console_main() -> None:

@@ -182,6 +182,26 @@ def test_drop_table_gives_totals_per_task_and_reason_with_first_row(caplog):
   table = drop_summary.format_table(rows)
   assert table.splitlines()[0].startswith("dropped rows (7 in total")
   assert "task_a  empty:targets" in table
+
+
+def test_drop_table_on_the_console_keeps_the_largest_lines_and_names_the_file(
+    tmp_path):
+  tally = preprocessors.Tally()
+  for task, count in (("t1", 1), ("t2", 4), ("t3", 2), ("t4", 3)):
+    for row in range(count):
+      tally.event(task, preprocessors.EMPTY, "targets", f"{task}.jsonl", row)
+  rows = drop_summary.drop_rows(tally)
+  path = tmp_path / drop_summary.TABLE_FILE
+  drop_summary.write_table(rows, path)
+  table = drop_summary.format_table(rows, 2, str(path)).splitlines()
+  assert table[0].startswith("dropped rows (10 in total")
+  assert [line.split()[0] for line in table[2:4]] == ["t2", "t4"]
+  assert table[4] == f"  ... 2 smaller (task, reason) lines not shown: {path}"
+  written = path.read_text(encoding="utf-8").splitlines()
+  assert written[0] == "task\treason\tcount\tfirst_row"
+  assert written[1:] == [f"{t}\tempty:targets\t{n}\t{t}.jsonl:0"
+                         for t, n in (("t1", 1), ("t2", 4), ("t3", 2),
+                                      ("t4", 3))]
 def test_sigterm_during_start_up_exits_0_with_one_line(tmp_path, capsys,
                                                        monkeypatch):
   import signal  # pylint: disable=g-import-not-at-top
