@@ -31,12 +31,14 @@ $(INSTALLED): setup.py requirements/lock.txt requirements/core.txt requirements/
 # JAX_PLATFORMS=tpu`): with libtpu installed, JAX's TPU probe would print
 # harmless but alarming errors ("unexpected worker hostname ...").
 demo: export JAX_PLATFORMS ?= cpu
+# The commands are not echoed (the README shows them): each step's own output
+# says what it is, and the whole demo stays under 60 lines.
 demo: $(INSTALLED)
-	rm -rf $(DEMO_DIR)
-	$(BIN)/python -m aya_t5x.train --gin_file=gin/aya_tiny_cpu.gin \
+	@rm -rf $(DEMO_DIR)
+	@$(BIN)/python -m aya_t5x.train --gin_file=gin/aya_tiny_cpu.gin \
 	  --gin.MODEL_DIR="'$(DEMO_DIR)'"
-	$(BIN)/python -m aya_t5x.learning_report --model_dir=$(DEMO_DIR)
-	$(BIN)/python -m aya_t5x.eval --gin_file=gin/eval/demo.gin \
+	@$(BIN)/python -m aya_t5x.learning_report --model_dir=$(DEMO_DIR)
+	@$(BIN)/python -m aya_t5x.eval --gin_file=gin/eval/demo.gin \
 	  --gin.CHECKPOINT_PATH="'$(DEMO_DIR)'" \
 	  --gin.EVAL_OUTPUT_DIR="'$(DEMO_DIR)/eval'"
 

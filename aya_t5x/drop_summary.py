@@ -4,7 +4,7 @@ Training drops rows for many reasons (empty, invalid UTF-8, duplicates, the
 paper's filters); the console shows only the first few as they happen
 (`preprocessors.Tally`). This table gives every total, per task and reason,
 with the first row of each kind so that a user can look at an example. The
-train CLI prints the largest lines at the end (a mixture of 100 languages has
+train CLI prints the three largest lines at the end (a mixture of 100 languages has
 hundreds of them) and writes the whole table to `MODEL_DIR/dropped_rows.tsv`;
 any CLI that reads training sources can.
 """
@@ -19,7 +19,7 @@ from etils import epath
 from aya_t5x import preprocessors
 
 # Lines of the table the console shows; the file holds all of them.
-CONSOLE_LINES = 10
+CONSOLE_LINES = 3
 TABLE_FILE = "dropped_rows.tsv"
 
 
