@@ -69,7 +69,9 @@ def format_table(rows: list[DropRow], limit: int | None = None,
   cells = [header] + [(r.task, r.reason, str(r.count), r.first)
                       for r in shown]
   widths = [max(len(c[i]) for c in cells) for i in range(3)]
-  lines = [f"dropped rows ({sum(r.count for r in rows)} in total; "
+  # Counts are of reads: size counting and every epoch read a row again.
+  lines = [f"dropped rows ({sum(r.count for r in rows)} drops while reading, "
+           "a row read in several passes counted in each; "
            f"'{preprocessors.TRUNCATED}' rows are kept, cut):"]
   for cell in cells:
     lines.append("  " + "  ".join(

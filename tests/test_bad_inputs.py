@@ -180,7 +180,7 @@ def test_drop_table_gives_totals_per_task_and_reason_with_first_row(caplog):
       ("task_a", "invalid_utf8:inputs", 1, "b.jsonl:7"),
       ("task_b", "duplicate:inputs+targets", 1, "c.jsonl:2")]
   table = drop_summary.format_table(rows)
-  assert table.splitlines()[0].startswith("dropped rows (7 in total")
+  assert table.splitlines()[0].startswith("dropped rows (7 drops while reading")
   assert "task_a  empty:targets" in table
 
 
@@ -194,7 +194,7 @@ def test_drop_table_on_the_console_keeps_the_largest_lines_and_names_the_file(
   path = tmp_path / drop_summary.TABLE_FILE
   drop_summary.write_table(rows, path)
   table = drop_summary.format_table(rows, 2, str(path)).splitlines()
-  assert table[0].startswith("dropped rows (10 in total")
+  assert table[0].startswith("dropped rows (10 drops while reading")
   assert [line.split()[0] for line in table[2:4]] == ["t2", "t4"]
   assert table[4] == f"  ... 2 smaller (task, reason) lines not shown: {path}"
   written = path.read_text(encoding="utf-8").splitlines()
