@@ -51,3 +51,25 @@ def eval_sample_mirror(hub_mirror):
   Hub."""
   from aya_t5x.tasks.eval import benchmark
   hub_mirror(benchmark.SAMPLE_DIR)
+
+
+@pytest.fixture
+def register_xp3x():
+  """`register_xp3x(prefix, codes[, vocabulary])`: xP3x tasks for this test
+  only, taken out of the catalog and seqio's registry afterwards (other tests
+  list the catalog's xP3x tasks)."""
+  # Imported here: importing aya_t5x.tasks registers every task.
+  import seqio  # pylint: disable=g-import-not-at-top
+  from aya_t5x import vocabularies  # pylint: disable=g-import-not-at-top
+  from aya_t5x.tasks import catalog  # pylint: disable=g-import-not-at-top
+  from aya_t5x.tasks import xp3x  # pylint: disable=g-import-not-at-top
+  names = []
+  def register(prefix: str, codes, vocabulary=None) -> list[str]:
+    vocabulary = vocabulary or vocabularies.demo_vocabulary()
+    new = xp3x.register(vocabulary=vocabulary, prefix=prefix, codes=codes)
+    names.extend(new)
+    return new
+  yield register
+  for name in names:
+    catalog.remove(name)
+    seqio.TaskRegistry.remove(name)

@@ -7,7 +7,6 @@ import seqio
 
 from aya_t5x import contamination
 from aya_t5x import sources
-from aya_t5x import vocabularies
 import aya_t5x.tasks  # pylint: disable=unused-import
 import aya_t5x.tasks.eval  # pylint: disable=unused-import
 from aya_t5x.tasks import xp3x
@@ -27,7 +26,7 @@ def _write_jsonl(path, rows):
 
 
 def test_xp3x_flores_devtest_and_xlsum_test_rows_are_excluded_and_counted(
-    tmp_path, hub_mirror):
+    tmp_path, hub_mirror, register_xp3x):
   folder = tmp_path / "CohereForAI/xP3x/data/hin_Deva"
   _write_jsonl(folder / "xp3_facebook_flores_hin_Deva_devtest_t.jsonl", [
       _row(f"Translate to Hindi: sentence {i}", f"वाक्य {i}",
@@ -41,8 +40,7 @@ def test_xp3x_flores_devtest_and_xlsum_test_rows_are_excluded_and_counted(
       _row(f"Summarize: training article {i}", f"प्रशिक्षण सारांश {i}",
            "GEM/xlsum", "hindi", "train") for i in range(4)])
   hub_mirror(tmp_path)
-  name, = xp3x.register(vocabulary=vocabularies.demo_vocabulary(),
-                        prefix="test_contamination_xp3x", codes=("hin",))
+  name, = register_xp3x("test_contamination_xp3x", ("hin",))
   report = sources.count_task(name)
   reasons = report.by_reason()
   assert reasons["eval_split:flores/devtest"] == 3
@@ -103,15 +101,13 @@ def _jsonl_to_parquet(jsonl_dir, parquet_dir, drop=()):
 
 @pytest.mark.parametrize("drop", [(), ("split", "config")])
 def test_xp3x_reads_the_parquet_layout_like_the_jsonl_one(
-    drop, tmp_path, hub_mirror, caplog):
+    drop, tmp_path, hub_mirror, caplog, register_xp3x):
   import pathlib  # pylint: disable=g-import-not-at-top
   from aya_t5x.tasks import registry_helpers  # pylint: disable=g-import-not-at-top
   sample = pathlib.Path(registry_helpers.SAMPLE_DIR)
   _jsonl_to_parquet(sample / "CohereForAI/xP3x/data/swh_Latn",
                     tmp_path / "CohereForAI/xP3x/swh_Latn", drop)
-  name, = xp3x.register(vocabulary=vocabularies.demo_vocabulary(),
-                        prefix=f"test_parquet{len(drop)}_xp3x",
-                        codes=("swa",))
+  name, = register_xp3x(f"test_parquet{len(drop)}_xp3x", ("swa",))
   hub_mirror(sample)
   from_jsonl = sources.count_task(name)
   source = seqio.get_mixture_or_task(name).source

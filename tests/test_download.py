@@ -8,7 +8,6 @@ import pytest
 
 from aya_t5x import download
 from aya_t5x import sources
-from aya_t5x import vocabularies
 from aya_t5x.tasks import registry_helpers
 from aya_t5x.tasks import xp3x
 from aya_t5x.tasks.eval import benchmark
@@ -55,9 +54,9 @@ def fake_hub(tmp_path):
 
 
 def test_download_mirrors_exactly_what_the_tasks_read(fake_hub, tmp_path,
-                                                      hub_mirror, capsys):
-  name, = xp3x.register(vocabulary=vocabularies.demo_vocabulary(),
-                        prefix="test_download_xp3x", codes=("swa",))
+                                                      hub_mirror, capsys,
+                                                      register_xp3x):
+  name, = register_xp3x("test_download_xp3x", ("swa",))
   out = tmp_path / "mirror"
   plans = download.run(download.DownloadConfig(
       output_dir=str(out), mixture=name, suite="xcopa"), hub=fake_hub)

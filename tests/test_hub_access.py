@@ -10,7 +10,6 @@ from aya_t5x import gin_utils
 from aya_t5x import hub_access
 from aya_t5x import sources
 from aya_t5x import train
-from aya_t5x import vocabularies
 from aya_t5x.tasks import xp3x
 
 
@@ -43,9 +42,8 @@ def _assert_says_what_to_do(line: str, repo: str) -> None:
 
 
 def test_train_on_a_hub_task_fails_in_seconds_with_one_line(
-    no_network, tmp_path, capsys):
-  name, = xp3x.register(vocabulary=vocabularies.demo_vocabulary(),
-                        prefix="test_offline_xp3x", codes=("swa",))
+    no_network, tmp_path, capsys, register_xp3x):
+  name, = register_xp3x("test_offline_xp3x", ("swa",))
   argv = ["--gin_file=gin/aya_tiny_cpu.gin",
           f"--gin.MODEL_DIR='{tmp_path}/run'",
           f"--gin.MIXTURE_OR_TASK_NAME='{name}'"]

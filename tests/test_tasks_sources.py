@@ -83,9 +83,8 @@ def test_sample_builder_reproduces_the_shipped_rows(tmp_path):
 
 
 def test_xp3x_prunes_templates_and_tokenizes_every_sample_language(
-    vocabulary):
-  names = xp3x.register(vocabulary=vocabulary, prefix="test_xp3x",
-                        codes=SAMPLE_LANGUAGES)
+    vocabulary, register_xp3x):
+  names = register_xp3x("test_xp3x", SAMPLE_LANGUAGES, vocabulary)
   expected = BUILDER.EXPECTED
   for code, name in zip(SAMPLE_LANGUAGES, names):
     report = sources.count_task(name)
