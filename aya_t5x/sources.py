@@ -22,7 +22,10 @@ One abstraction serves every Aya training source:
 - `LocalFiles`: file patterns on any filesystem (or under a directory named by
   an environment variable, for data users bring themselves).
 
-Files are JSONL (`.jsonl`, `.jsonl.gz`), parquet or TFRecord (tf.Example with
+Files are JSONL (`.jsonl`, `.jsonl.gz`), JSON (`.json`: JSON lines, or one
+array of objects as loading-script repositories such as `jon-tow/okapi_mmlu`
+ship; which one is found is logged once, and arrays are read in Python
+only, so training sources refuse them), parquet or TFRecord (tf.Example with
 bytes features), all in the same schema per split; `Fields` maps the
 source's column names to `inputs`, `targets`, `language`, `dataset` and
 whatever the filters read.
@@ -76,7 +79,7 @@ BLOCK_ROWS = 1024
 OUTPUT_FIELDS = ("inputs", "targets", "language", "source", "dataset")
 # Rows per file that `prepare` filters see.
 SAMPLE_ROWS_PER_FILE = 64
-_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl",
+_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "json",
             ".jsonl.gz": "jsonl.gz", ".tfrecord": "tfrecord",
             ".tfrecords": "tfrecord"}
 _COMMIT_HASH = re.compile(r"[0-9a-f]{40}")
@@ -112,7 +115,7 @@ class FileSet(Protocol):
 
 
 def file_format(path: str) -> str:
-  """"parquet", "jsonl", "jsonl.gz" or "tfrecord", from the file name."""
+  """"parquet", "jsonl", "jsonl.gz", "json" or "tfrecord", from the name."""
   name = path.lower()
   for suffix in sorted(_FORMATS, key=len, reverse=True):
     if name.endswith(suffix) or (suffix.startswith(".tfrecord")
@@ -120,7 +123,7 @@ def file_format(path: str) -> str:
       return _FORMATS[suffix]
   raise ValueError(
       f"Cannot tell the format of {path!r}: name data files *.parquet, "
-      "*.jsonl, *.jsonl.gz or *.tfrecord.")
+      "*.jsonl, *.jsonl.gz, *.json or *.tfrecord.")
 
 
 def _check_data_files(files: Sequence["ResolvedFile"], where: str) -> None:
@@ -479,10 +482,43 @@ def _decode_json(line: bytes, columns: Mapping[str, str]
     record = json.loads(text)
   except ValueError as e:
     return BadRecord(preprocessors.MALFORMED, "line", f"not JSON: {e}")
+  return _json_row(record, columns, "line")
+
+
+def _json_row(record: Any, columns: Mapping[str, str], unit: str
+              ) -> preprocessors.Row | BadRecord:
   if not isinstance(record, dict):
-    return BadRecord(preprocessors.MALFORMED, "line",
+    return BadRecord(preprocessors.MALFORMED, unit,
                      f"a JSON {type(record).__name__}, not an object")
   return {name: _lookup(record, column) for name, column in columns.items()}
+
+
+_JSON_FORMS_LOGGED: set[str] = set()
+
+
+def json_is_array(path: str) -> bool:
+  """Whether a `.json` file is one JSON array (else JSON lines), logged
+  once per form: which one a repository ships is not always documented."""
+  with tf.io.gfile.GFile(local_path(path), "rb") as f:
+    head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+  is_array = head.startswith(b"[")
+  form = "one JSON array" if is_array else "JSON lines"
+  if form not in _JSON_FORMS_LOGGED:
+    _JSON_FORMS_LOGGED.add(form)
+    logging.info("%s holds %s (both forms of .json are read).", path, form)
+  return is_array
+
+
+def _iter_json_array(path: str, columns: Mapping[str, str]
+                     ) -> Iterator[tuple[int, preprocessors.Row | BadRecord]]:
+  """The objects of a JSON array file, by position (from 0)."""
+  with tf.io.gfile.GFile(local_path(path), "rb") as f:
+    try:
+      records = json.loads(f.read().decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as e:
+      raise ValueError(f"{path} is not a JSON array of objects: {e}") from e
+  for index, record in enumerate(records):
+    yield index, _json_row(record, columns, "element")
 
 
 def _decode_example(record: bytes, columns: Mapping[str, str]
@@ -635,7 +671,8 @@ def iter_rows(path: str, fmt: str, columns: Mapping[str, str],
   """Every row of a file (the first `limit`), in order, in Python.
 
   Row indices are the ones the tf.data readers use: JSONL line numbers
-  (from 1), parquet and TFRecord positions (from 0).
+  (from 1), parquet and TFRecord positions (from 0); the objects of a JSON
+  array file count from 0.
   """
   count = 0
   if fmt == "parquet":
@@ -647,6 +684,13 @@ def iter_rows(path: str, fmt: str, columns: Mapping[str, str],
         count += 1
         if limit is not None and count >= limit:
           return
+    return
+  if fmt == "json" and json_is_array(path):
+    for index, row in _iter_json_array(path, columns):
+      yield index, row
+      count += 1
+      if limit is not None and count >= limit:
+        return
     return
   if fmt == "tfrecord":
     records = enumerate(tf.data.TFRecordDataset(local_path(path))
@@ -756,6 +800,13 @@ class RowSource(seqio.DataSource):
     if len(formats) != 1:
       raise ValueError(f"Split {split!r} of {self.task} mixes formats "
                        f"{formats}; use one format per split.")
+    if formats[0] == "json":
+      arrays = [f.path for f in files if json_is_array(f.path)]
+      if arrays:
+        raise ValueError(
+            f"{arrays[0]} is one JSON array; {self.task} reads files in "
+            "blocks and needs JSON lines (one object per line): convert it, "
+            "e.g. with `jq -c '.[]'`.")
     spec = self.spec
     filters = tuple(spec.filters())
     from aya_t5x import decontaminate  # pylint: disable=g-import-not-at-top

@@ -1,6 +1,7 @@
 """Evaluation tasks on the sample data, and rank classification on a model."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -86,6 +87,30 @@ def test_mmlu_prompt_has_five_solved_shots_then_the_open_question(
   assert example.inputs.count("Answer:") == 6
   assert example.inputs.endswith("Answer:")
   assert example.options == ("A", "B", "C", "D") and example.label == 0
+  # The subject comes from the id (Okapi's files have no subject column).
+  assert example.inputs.startswith(prompts.MMLU_HEADER.format(
+      subject="elementary mathematics"))
+
+
+def test_okapi_mmlu_reads_json_lines_and_the_derived_copies_columns(
+    tmp_path, hub_mirror):
+  data = tmp_path / "jon-tow" / "okapi_mmlu" / "data"
+  data.mkdir(parents=True)
+  rows = [{"id": f"r{i}", "question": f"Frage {i}?", "subject": "astronomy",
+           "choices": ["w", "x", "y", "z"], "answer": i % 4}
+          for i in range(6)]
+  rows[1]["answer"] = 7  # An index out of range: skipped and counted.
+  lines = "\n".join(json.dumps(r) for r in rows) + "\n"
+  (data / "de_test.json").write_text(lines, encoding="utf-8")
+  (data / "de_dev.json").write_text(lines, encoding="utf-8")
+  hub_mirror(tmp_path)
+  source = benchmark.eval_source("aya_eval_mmlu_deu")
+  source.skipped.clear()
+  examples = source.examples()
+  assert [e.label for e in examples] == [0, 2, 3, 0, 1]
+  assert examples[0].inputs.count("Answer:") == 6
+  assert "about astronomy" in examples[0].inputs
+  assert dict(source.skipped) == {("answer 7 is not 0-3", "answer"): 1}
 
 
 def test_a_file_without_a_schema_column_is_refused_naming_it(

@@ -189,6 +189,25 @@ def test_jsonl_parquet_and_tfrecord_read_the_same_rows(tmp_path):
   assert results["jsonl"][0]["source"] == "test"
 
 
+def test_json_files_are_read_as_lines_or_as_one_array(tmp_path):
+  rows = _rows(3)
+  lines = _write_jsonl(tmp_path / "lines.json", rows)
+  array = tmp_path / "array.json"
+  array.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+  columns = sources.Fields().columns()
+  for path in (lines, str(array)):
+    assert sources.file_format(path) == "json"
+    read = [row["inputs"] for _, row in sources.iter_rows(path, "json",
+                                                          columns)]
+    assert read == [r["inputs"] for r in rows]
+  # Training reads files in blocks of lines: an array is refused by name.
+  source = _source("test_json_lines", sources.LocalFiles({"train": (lines,)}))
+  assert len(_examples(source)) == 3
+  with pytest.raises(ValueError, match="array.json is one JSON array"):
+    _source("test_json_array", sources.LocalFiles(
+        {"train": (str(array),)})).prepare("train")
+
+
 def test_mixed_formats_in_one_split_are_an_error(tmp_path):
   files = sources.LocalFiles({"train": (
       _write_jsonl(tmp_path / "a.jsonl", _rows(1)),

@@ -11,19 +11,21 @@ benchmark offline through the real loaders:
   facebook/xnli/<config>/validation-00000-of-00001.parquet    (upload)
   juletxara/xstory_cloze/<config>/eval/0000.parquet
   Muennighoff/xwinograd/<config>/test/0000.parquet
-  jon-tow/okapi_mmlu/<config>/{dev,test}/0000.parquet
+  jon-tow/okapi_mmlu/data/<config>_{dev,test}.json          (JSON arrays)
   facebook/flores/<lang_Script>/devtest/0000.parquet
   csebuetnlp/xlsum/<language>/validation/0000.parquet
   google-research-datasets/tydiqa/secondary_task/validation-00000-of-00001.parquet
   CohereForAI/aya_evaluation_suite/<set>/test-00000-of-00001.parquet
 
-Column types follow the Hub (int64 labels and ids, a list of strings for
-MMLU choices, a struct of lists for TyDiQA answers). A few rows are broken on
+Column types follow the Hub (int64 labels and ids, a struct of lists for
+TyDiQA answers; okapi MMLU in Okapi's own JSON form: an array of objects
+with `instruction`, `option_a`..`option_d`, a letter `answer` and `id`). A few rows are broken on
 purpose (a label out of range, an unpaired FLORES id, a TyDiQA row without
 answers, a Winograd sentence without a blank): the tasks must skip and count
 them. `EXPECTED` is what the tests check: examples per task language.
 """
 
+import json
 import os
 import sys
 
@@ -280,16 +282,25 @@ def write_heldout(out_dir: str) -> None:
 
 
 def write_mmlu(out_dir: str) -> None:
+  """Okapi's files: `data/<lang>_<split>.json`, one JSON array each.
+
+  A question with three choices has no `option_d`: the task skips it.
+  """
   for split, by_config in (("dev", MMLU_DEV), ("test", MMLU_TEST)):
     for config, rows in by_config.items():
-      _write(out_dir, _conversion("jon-tow/okapi_mmlu", config, split),
-             pa.table({
-                 "question": [r[0] for r in rows],
-                 "choices": pa.array([r[1] for r in rows],
-                                     pa.list_(pa.string())),
-                 "answer": [r[2] for r in rows],
-                 "subject": [r[3] for r in rows],
-                 "id": [f"{r[3]}/{split}/{i}" for i, r in enumerate(rows)]}))
+      records = []
+      for i, (question, choices, answer, subject) in enumerate(rows):
+        record = {"id": f"{subject}/{split}/{i}", "instruction": question}
+        record.update(zip(("option_a", "option_b", "option_c", "option_d"),
+                          choices))
+        record["answer"] = answer
+        records.append(record)
+      path = os.path.join(out_dir, "jon-tow", "okapi_mmlu", "data",
+                          f"{config}_{split}.json")
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path, "w", encoding="utf-8") as f:
+        json.dump(records, f, ensure_ascii=False, indent=1)
+        f.write("\n")
 
 
 def write_generative(out_dir: str) -> None:
