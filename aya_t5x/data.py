@@ -7,6 +7,7 @@ checkpointed with tf.data, so a resumed run continues with exactly the next
 batch instead of replaying the data from the start (an upstream T5X pain).
 """
 
+import contextlib
 import dataclasses
 import difflib
 import importlib
@@ -24,6 +25,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from aya_t5x import truncation
 from aya_t5x import validation
 
 # Where the batch dimension lives in the mesh: T5X's `batch` -> `data` rule.
@@ -195,11 +197,14 @@ def get_dataset(
         seqio.FeatureConverter
     ] = seqio.EncDecFeatureConverter,
     num_epochs: int | None = None,
+    truncations: truncation.TruncationTally | None = truncation.TALLY,
 ) -> tf.data.Dataset:
   """Host-local batches of model features for data shard `shard_id`.
 
   Sharding happens before the feature converter, so each shard packs its own
-  examples, as in T5X.
+  examples, as in T5X. What trimming to the feature lengths cuts is counted
+  in `truncations` (see `aya_t5x.truncation`: the same tf.data ops, so
+  iterator states saved before counting existed still restore).
 
   Args:
     cfg: what to read.
@@ -207,6 +212,8 @@ def get_dataset(
     num_shards: the number of distinct data shards.
     feature_converter_cls: turns task features into model features.
     num_epochs: passes over the data; None repeats forever (training).
+    truncations: where to count the tokens trimming cuts; None builds the
+      pipeline without counting.
 
   Returns:
     A dataset of dicts of [batch_size // num_shards, length] tensors.
@@ -219,18 +226,21 @@ def get_dataset(
   converter = feature_converter_cls(
       pack=cfg.pack, use_custom_packing_ops=cfg.use_custom_packing_ops
   )
-  ds = seqio.get_dataset(
-      mixture_or_task,
-      task_feature_lengths=dict(cfg.task_feature_lengths),
-      feature_converter=converter,
-      dataset_split=cfg.split,
-      use_cached=cfg.use_cached,
-      shuffle=cfg.shuffle,
-      num_epochs=num_epochs,
-      shard_info=seqio.ShardInfo(index=shard_id, num_shards=num_shards),
-      seed=_resolve_seed(cfg),
-      trim_output_features=cfg.trim_output_features,
-  )
+  counting = (contextlib.nullcontext() if truncations is None
+              else truncation.counting(cfg.split, truncations))
+  with counting:
+    ds = seqio.get_dataset(
+        mixture_or_task,
+        task_feature_lengths=dict(cfg.task_feature_lengths),
+        feature_converter=converter,
+        dataset_split=cfg.split,
+        use_cached=cfg.use_cached,
+        shuffle=cfg.shuffle,
+        num_epochs=num_epochs,
+        shard_info=seqio.ShardInfo(index=shard_id, num_shards=num_shards),
+        seed=_resolve_seed(cfg),
+        trim_output_features=cfg.trim_output_features,
+    )
   ds = ds.batch(host_batch, drop_remainder=cfg.drop_remainder)
   return _resumable(ds.prefetch(tf.data.AUTOTUNE))
 
