@@ -7,7 +7,8 @@
   which BLEU tokenizer was used).
 - XLSum validation (`csebuetnlp/xlsum`, configs by language name; rows `id`,
   `url`, `title`, `summary`, `text`): RougeLsum with a tokenizer that keeps
-  every script.
+  every script, equal to XL-Sum's own scorer without stemming on spaced
+  scripts (docs/evaluation_metrics.md has the figures and what differs).
 - TyDiQA GoldP validation (`google-research-datasets/tydiqa`, config
   `secondary_task`; rows `id`, `title`, `context`, `question`, `answers`
   {`text`, `answer_start`}): one multilingual file whose ids start with the
