@@ -82,7 +82,11 @@ SAMPLE_ROWS_PER_FILE = 64
 _FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "json",
             ".jsonl.gz": "jsonl.gz", ".tfrecord": "tfrecord",
             ".tfrecords": "tfrecord"}
-_COMMIT_HASH = re.compile(r"[0-9a-f]{40}")
+# A commit pin: a full hash, or a prefix of one (7+ hex digits, as the Hub's
+# commit pages show them). huggingface_hub sends a prefix to the Hub, which
+# resolves it (huggingface_hub issue #197, fixed on the server), and records
+# it in the cache's refs/ like a branch, so offline reads find it again.
+_COMMIT_HASH = re.compile(r"[0-9a-f]{7,40}")
 # Prefix of a `Fields` column that a file may lack.
 OPTIONAL = "?"
 # Separates the names a `Fields` column may have (`labels|targets`).
@@ -224,14 +228,18 @@ def _mirror_revision(root: str, relative: str) -> str | None:
     return f.readline().strip() or None
 
 
+_UNPINNED_LOGGED: set[tuple[str, str | None]] = set()
+
+
 @dataclasses.dataclass(frozen=True)
 class HubFiles:
   """Files of a Hub dataset repository (module docstring: where from)."""
 
   # e.g. "CohereForAI/aya_dataset".
   repo_id: str
-  # A 40-hex commit hash pins the data; a branch or tag name is resolved
-  # when read (logged as a warning); None = the default branch.
+  # A commit hash (40 hex digits, or a prefix of 7 or more) pins the data;
+  # a branch or tag name is resolved when read (logged as a warning once);
+  # None = the default branch.
   revision: str | None
   # split -> glob patterns relative to the repository root.
   split_patterns: Mapping[str, tuple[str, ...]]
@@ -277,18 +285,25 @@ class HubFiles:
     files = [ResolvedFile(p, os.path.relpath(p, root).replace(os.sep, "/")
                           if "://" not in p else p[len(root):].lstrip("/"))
              for p in sorted(paths)]
-    if self.revision and _COMMIT_HASH.fullmatch(self.revision):
+    if self.pinned:
       for f in files:
         found = _mirror_revision(root, f.key)
-        if found and found != self.revision:
+        if found and not found.startswith(self.revision):
           raise ValueError(
               f"{f.path} was downloaded at revision {found}, but "
               f"{self.repo_id} is pinned to {self.revision}. Re-download "
               "the mirror at the pinned revision or change the pin.")
     return files
 
+  @property
+  def pinned(self) -> bool:
+    """Whether `revision` names one commit (a full hash or a prefix)."""
+    return bool(self.revision and _COMMIT_HASH.fullmatch(self.revision))
+
   def _warn_unpinned(self) -> None:
-    if not (self.revision and _COMMIT_HASH.fullmatch(self.revision)):
+    key = (self.repo_id, self.revision)
+    if not self.pinned and key not in _UNPINNED_LOGGED:
+      _UNPINNED_LOGGED.add(key)
       logging.warning("%s is read at revision %r, not a pinned commit: the "
                       "data can change under you. Pin a commit hash.",
                       self.repo_id, self.revision or "main")

@@ -104,6 +104,48 @@ def test_mirror_from_another_revision_is_refused(tmp_path, monkeypatch):
     files.resolve("train")
 
 
+def test_a_short_commit_hash_is_a_pin_in_the_mirror_and_the_hub_cache(
+    tmp_path, monkeypatch, caplog):
+  from huggingface_hub import constants  # pylint: disable=g-import-not-at-top
+  short = SHA[:7]  # As the Hub's commit pages show it.
+  base = _hub_repo(tmp_path)
+  meta = os.path.join(base, ".cache", "huggingface", "download", "data",
+                      "train-00000-of-00002.parquet.metadata")
+  os.makedirs(os.path.dirname(meta))
+  with open(meta, "w") as f:
+    f.write(f"{SHA}\netag\n1700000000.0\n")
+  monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path))
+  pinned = sources.HubFiles("org/repo", short,
+                            {"train": ("data/train-*.parquet",)})
+  assert pinned.pinned and len(pinned.resolve("train")) == 2
+  # The prefix of another commit is refused like a full hash.
+  other = sources.HubFiles("org/repo", OTHER_SHA[:7],
+                           {"train": ("data/train-*.parquet",)})
+  with pytest.raises(ValueError, match=f"pinned to {OTHER_SHA[:7]}"):
+    other.resolve("train")
+  # Offline, huggingface_hub finds a prefix in the cache's refs/ (it wrote
+  # it there when it downloaded at that revision).
+  cache = tmp_path / "hub"
+  _hub_cache(str(cache))
+  refs = cache / "datasets--org--repo" / "refs"
+  refs.mkdir()
+  (refs / short).write_text(SHA)
+  monkeypatch.delenv(sources.ENV_DATA_DIR)
+  monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+  monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+  with caplog.at_level("WARNING"):
+    resolved = pinned.resolve("train")
+    branch = sources.HubFiles("org/branchy", "main", {"train": ("x",)})
+    for _ in range(2):
+      branch._warn_unpinned()  # pylint: disable=protected-access
+  assert all(os.sep + SHA + os.sep in f.path for f in resolved)
+  warnings = [r.getMessage() for r in caplog.records
+              if "not a pinned commit" in r.getMessage()]
+  assert warnings == ["org/branchy is read at revision 'main', not a pinned "
+                      "commit: the data can change under you. Pin a commit "
+                      "hash."]
+
+
 def test_loading_scripts_are_refused_never_run(tmp_path, monkeypatch):
   _hub_repo(tmp_path)
   monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path))

@@ -9,8 +9,8 @@ test question, rank classification over A-D. Three benchmarks read the same
 rows: `global_mmlu` (all), `global_mmlu_cs` and `global_mmlu_ca` (the
 questions with that label), the split the Global-MMLU paper reports.
 
-No commit of the repository was confirmed offline: it is read at `main`
-with a warning until `eval_hub_metadata.json` pins one.
+The revision is pinned in `eval_hub_metadata.json` (why that commit: its
+`revision_note`).
 """
 
 import dataclasses
