@@ -523,11 +523,16 @@ class WeightedMixture(seqio.Mixture):
   def _train_rate(self, task: seqio.Task) -> float:
     return self.rates("train")[task.name]
 
+  @property
+  def size_cache(self) -> TaskSizes:
+    """Where counted sizes are kept (the one given, else $AYA_TASK_SIZES)."""
+    return self._sizes or TaskSizes()
+
   def sizes(self, split: str = "train"
             ) -> tuple[dict[str, TaskSize | None], dict[str, str]]:
     """Each member's size for `split`, and why any has none (read or
     counted once per cache file and split)."""
-    cache = self._sizes or TaskSizes()
+    cache = self.size_cache
     key = ("sizes", cache.path, split)
     with self._memo_lock:
       if key not in self._memo:
