@@ -119,6 +119,11 @@ def test_sampling_without_data_says_so_in_one_line(offline, capsys):
   assert err.startswith("error: --sample=100 draws examples through SeqIO "
                         "and needs the data")
   assert not list(offline.glob("*.csv"))
+  assert mixture_report.main(["--mixture=aya_translation_heavy",
+                              "--sizes=counted",
+                              f"--output_dir={offline}"]) == 2
+  assert "--sizes=counted counts every task and needs the data" in (
+      capsys.readouterr().err)
 
 
 def test_every_shipped_row_says_where_its_figure_came_from():
