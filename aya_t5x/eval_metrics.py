@@ -31,7 +31,7 @@ import re
 import statistics
 import string
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import sacrebleu
 import sentencepiece
@@ -303,17 +303,27 @@ def _is_format_char(char: str) -> bool:
 
 
 class UnicodeTokenizer(rouge_tokenizers.Tokenizer):
-  """ROUGE tokens for every script, without stemming.
+  """ROUGE tokens for every script, stemmed only if a stemmer is given.
 
   NFKC-normalised and lower-cased like rouge-score's default; invisible
   format characters are deleted; a token is a run of letters, marks, digits
   and non-ASCII symbols, or a single character (with its combining marks)
-  of a script written without spaces.
+  of a script written without spaces. A `stemmer` (str -> str, e.g. XL-Sum's,
+  `xlsum_rouge`) maps each token; tokens it empties are dropped.
   """
 
   name = "unicode_words_cjk_chars"
 
+  def __init__(self, stemmer: Callable[[str], str] | None = None):
+    self._stemmer = stemmer
+
   def tokenize(self, text: str) -> list[str]:
+    tokens = self._words(text)
+    if self._stemmer is None:
+      return tokens
+    return [stem for stem in map(self._stemmer, tokens) if stem]
+
+  def _words(self, text: str) -> list[str]:
     tokens, word = [], []
     for char in unicodedata.normalize("NFKC", _text(text)).lower():
       if _is_format_char(char):
@@ -382,16 +392,23 @@ def split_sentences(text: str) -> list[str]:
   return [s for s in sentences if s]
 
 
-def rouge_tokenizer(spm_model_path: str | None = None
+def rouge_tokenizer(spm_model_path: str | None = None,
+                    stemmer: Callable[[str], str] | None = None
                     ) -> rouge_tokenizers.Tokenizer:
-  """The tokenizer `rouge_lsum` uses: SentencePiece if given, else Unicode."""
+  """The tokenizer `rouge_lsum` uses: SentencePiece if given, else Unicode
+  words (stemmed by `stemmer` if given; pieces are never stemmed)."""
   if spm_model_path:
+    if stemmer is not None:
+      raise ValueError("rouge_lsum: stemmer= applies to Unicode words, not "
+                       "to SentencePiece pieces (spm_model_path=).")
     return SentencePieceTokenizer(spm_model_path)
-  return UnicodeTokenizer()
+  return UnicodeTokenizer(stemmer)
 
 
 def rouge_lsum(targets: Sequence[str], predictions: Sequence[str], *,
-               spm_model_path: str | None = None) -> dict[str, float]:
+               spm_model_path: str | None = None,
+               stemmer: Callable[[str], str] | None = None
+               ) -> dict[str, float]:
   """Mean RougeLsum F-measure over examples, 0-100.
 
   Both sides are split with `split_sentences` and handed to rouge-score
@@ -403,12 +420,14 @@ def rouge_lsum(targets: Sequence[str], predictions: Sequence[str], *,
     predictions: the model's summaries, in the same order.
     spm_model_path: score SentencePiece pieces of this model instead of
       Unicode words (see `rouge_tokenizer`).
+    stemmer: maps each Unicode word to its stem (`xlsum_rouge` passes
+      XL-Sum's); None scores the words as they are.
   """
   _check_lengths(targets, predictions)
   if len(targets) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError("rouge_lsum needs at least one example.")
   scorer = rouge_scorer.RougeScorer(
-      ["rougeLsum"], tokenizer=rouge_tokenizer(spm_model_path))
+      ["rougeLsum"], tokenizer=rouge_tokenizer(spm_model_path, stemmer))
   scores = [
       scorer.score("\n".join(split_sentences(t)),
                    "\n".join(split_sentences(p)))["rougeLsum"].fmeasure

@@ -45,6 +45,7 @@ from aya_t5x import partitioning
 from aya_t5x import progress
 from aya_t5x import rank_classification
 from aya_t5x import sources
+from aya_t5x import xlsum_rouge
 
 # The paper's open-ended decoding (section 4.2).
 PAPER_SAMPLING = decoding.DecodingConfig(
@@ -338,11 +339,16 @@ def _run_suite(predictor: inference.Predictor, config: SuiteConfig,
 
 
 def report_notes(result: SuiteResult) -> dict[str, str]:
-  """Notes under the tables: which BLEU, what was skipped or truncated."""
+  """Notes under the tables: which BLEU and ROUGE, what was skipped or
+  truncated."""
   notes = {}
   for name in ("flores_x_en", "flores_en_x"):
     if name in result.results:
       notes[name] = eval_metrics.bleu_tokenizer_description()
+  if "xlsum" in result.results:
+    notes["xlsum"] = xlsum_rouge.description(
+        language for language, metrics in result.results["xlsum"].items()
+        if xlsum_rouge.STEMMED_KEY not in metrics)
   generated = {n: p for n, p in result.outputs.items()
                if n not in result.results}
   if generated:

@@ -7,10 +7,12 @@ split one sentence per line. This prints, for the shipped pairs
 (tests/fixtures/xlsum_rouge_pairs.json: a reference summary and a
 paraphrase per language), one Markdown row per language:
 
-- ours: `eval_metrics.rouge_lsum`, the XL-Sum benchmark's metric;
+- ours: `eval_metrics.rouge_lsum`, the XL-Sum benchmark's `rougeLsum`;
 - xlsum: XL-Sum's rougeLsum without stemming, given our sentence split;
-- xlsum stemmed: the same with `use_stemmer=True` as XL-Sum runs it, or why
-  it cannot run here;
+- ours stemmed: the benchmark's `rougeLsum_stemmed` (`xlsum_rouge`: our
+  words, XL-Sum's stemmer), or `-` where that stemmer cannot be built;
+- xlsum stemmed: XL-Sum's rougeLsum with `use_stemmer=True` as XL-Sum runs
+  it, or why it cannot run here;
 - xlsum segmented rougeL: for the languages XL-Sum segments into words
   (Chinese: jieba, Japanese: fugashi, Thai: newmm, Burmese: syllables), its
   rougeL, the only type that uses the segmenter: its rougeLsum splits at
@@ -33,6 +35,7 @@ PAIRS = os.path.join(REPO, "tests", "fixtures", "xlsum_rouge_pairs.json")
 sys.path.insert(0, REPO)
 
 from aya_t5x import eval_metrics  # pylint: disable=g-import-not-at-top,wrong-import-position
+from aya_t5x import xlsum_rouge  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Why XL-Sum's scorer cannot be built for a language on an offline machine.
 _CANNOT_BUILD = {
@@ -66,9 +69,12 @@ def rows(pairs) -> list[list[str]]:
     target = "\n".join(eval_metrics.split_sentences(pair["target"]))
     prediction = "\n".join(eval_metrics.split_sentences(pair["prediction"]))
     ours = eval_metrics.rouge_lsum([pair["target"]], [pair["prediction"]])
+    stemmed = xlsum_rouge.stemmed_rouge_lsum(
+        [pair["target"]], [pair["prediction"]], pair["config"])
     out.append([
         pair["code"], pair["config"], f"{ours['rougeLsum']:.1f}",
         xlsum_score(pair["config"], target, prediction, "rougeLsum", False),
+        (f"{stemmed[xlsum_rouge.STEMMED_KEY]:.1f}" if stemmed else "-"),
         xlsum_score(pair["config"], target, prediction, "rougeLsum", True),
         xlsum_score(pair["config"], target, prediction, "rougeL", False)
         if pair["config"] in SEGMENTED else "-"])
@@ -79,9 +85,9 @@ def main() -> None:
   with open(PAIRS, encoding="utf-8") as f:
     pairs = json.load(f)["pairs"]
   print(markdown_row(["language", "xlsum config", "ours rougeLsum",
-                      "xlsum rougeLsum", "xlsum rougeLsum stemmed",
-                      "xlsum segmented rougeL"]))
-  print(markdown_row(["---"] * 6))
+                      "xlsum rougeLsum", "ours rougeLsum_stemmed",
+                      "xlsum rougeLsum stemmed", "xlsum segmented rougeL"]))
+  print(markdown_row(["---"] * 7))
   for row in rows(pairs):
     print(markdown_row(row))
 

@@ -8,7 +8,8 @@
 - XLSum validation (`csebuetnlp/xlsum`, configs by language name; rows `id`,
   `url`, `title`, `summary`, `text`): RougeLsum with a tokenizer that keeps
   every script, equal to XL-Sum's own scorer without stemming on spaced
-  scripts (docs/evaluation_metrics.md has the figures and what differs).
+  scripts, and `rougeLsum_stemmed` with XL-Sum's stemmers where they can be
+  built (`xlsum_rouge`; docs/evaluation_metrics.md has the figures).
 - TyDiQA GoldP validation (`google-research-datasets/tydiqa`, config
   `secondary_task`; rows `id`, `title`, `context`, `question`, `answers`
   {`text`, `answer_start`}): one multilingual file whose ids start with the
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from aya_t5x import eval_metrics
 from aya_t5x import languages
 from aya_t5x import sources
+from aya_t5x import xlsum_rouge
 from aya_t5x.tasks.eval import benchmark as benchmark_lib
 from aya_t5x.tasks.eval import example as example_lib
 from aya_t5x.tasks.eval import prompts
@@ -93,6 +95,8 @@ XLSUM_CONFIGS = {
     "turkish": "tur", "ukrainian": "ukr", "urdu": "urd", "uzbek": "uzb",
     "vietnamese": "vie", "welsh": "cym", "yoruba": "yor",
 }
+# Language -> the config name, which XL-Sum's scorer takes as `lang`.
+XLSUM_CONFIG_OF = {code: config for config, code in XLSUM_CONFIGS.items()}
 XLSUM_COLUMNS = {"id": "id", "summary": "summary", "text": "text"}
 
 TYDIQA_REPO = "google-research-datasets/tydiqa"
@@ -125,8 +129,17 @@ def translation(targets: Sequence[Sequence[str]],
 
 
 def summarization(targets: Sequence[Sequence[str]],
-                  predictions: Sequence[str]) -> dict[str, float]:
-  return eval_metrics.rouge_lsum([t[0] for t in targets], predictions)
+                  predictions: Sequence[str],
+                  language: str | None = None) -> dict[str, float]:
+  """RougeLsum and, where XL-Sum's stemmer for `language` can be built,
+  its stemmed twin (`xlsum_rouge.STEMMED_KEY`)."""
+  summaries = [t[0] for t in targets]
+  scores = eval_metrics.rouge_lsum(summaries, predictions)
+  config = XLSUM_CONFIG_OF.get(language)
+  if config:
+    scores.update(xlsum_rouge.stemmed_rouge_lsum(summaries, predictions,
+                                                 config))
+  return scores
 
 
 def extractive_qa(targets: Sequence[Sequence[str]],
@@ -240,7 +253,8 @@ def _xlsum(vocabulary) -> benchmark_lib.Benchmark:
     tasks[code] = task
   return benchmark_lib.add(benchmark_lib.Benchmark(
       name="xlsum", kind=benchmark_lib.GENERATE, tasks=tasks,
-      metric=summarization, max_new_tokens=128))
+      metric=summarization, metric_takes_language=True,
+      max_new_tokens=128))
 
 
 def _tydiqa(vocabulary) -> benchmark_lib.Benchmark:
