@@ -338,6 +338,16 @@ def _run_suite(predictor: inference.Predictor, config: SuiteConfig,
   return result
 
 
+def _xlsum_note(per_language: dict) -> str:
+  """Which ROUGE each XL-Sum key is, and why the stemmed one is missing
+  where it is."""
+  from aya_t5x.tasks.eval import generative  # pylint: disable=g-import-not-at-top
+  return xlsum_rouge.description({
+      code: generative.XLSUM_CONFIG_OF.get(code, code)
+      for code, metrics in per_language.items()
+      if xlsum_rouge.STEMMED_KEY not in metrics})
+
+
 def report_notes(result: SuiteResult) -> dict[str, str]:
   """Notes under the tables: which BLEU and ROUGE, what was skipped or
   truncated."""
@@ -346,9 +356,7 @@ def report_notes(result: SuiteResult) -> dict[str, str]:
     if name in result.results:
       notes[name] = eval_metrics.bleu_tokenizer_description()
   if "xlsum" in result.results:
-    notes["xlsum"] = xlsum_rouge.description(
-        language for language, metrics in result.results["xlsum"].items()
-        if xlsum_rouge.STEMMED_KEY not in metrics)
+    notes["xlsum"] = _xlsum_note(result.results["xlsum"])
   generated = {n: p for n, p in result.outputs.items()
                if n not in result.results}
   if generated:

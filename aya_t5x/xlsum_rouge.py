@@ -15,14 +15,16 @@ The stemmer cannot always be built: the package is optional
 (requirements/test.txt), its Snowball stemmers read NLTK's stopwords corpus
 (`python -m nltk.downloader stopwords`, which needs a network), and the
 0.0.1 wheel lacks its Bengali rules file. Then the stemmed score is left
-out for that language, the cause logged once, and the report's note names
-the languages left out.
+out for that language, and the report's note under the XL-Sum table names
+the languages left out and why (logged once at INFO too: the console of a
+run stays as it was).
 """
 
+import collections
 import functools
 import importlib.metadata
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from absl import logging
 
@@ -69,7 +71,7 @@ def xlsum_stemmer(config: str) -> Stemmer:
 
 @functools.lru_cache(maxsize=None)
 def _log_unavailable_once(reason: str) -> None:
-  logging.warning("%s: %s left out.", reason, STEMMED_KEY)
+  logging.info("%s: %s left out.", reason, STEMMED_KEY)
 
 
 def stemmed_rouge_lsum(targets: Sequence[str], predictions: Sequence[str],
@@ -85,9 +87,24 @@ def stemmed_rouge_lsum(targets: Sequence[str], predictions: Sequence[str],
   return {STEMMED_KEY: score["rougeLsum"]}
 
 
-def description(left_out: Iterable[str] = ()) -> str:
+def unavailable_reason(config: str) -> str | None:
+  """Why XL-Sum's stemmer for `config` cannot be built here; None if it can."""
+  try:
+    xlsum_stemmer(config)
+  except StemmerUnavailable as e:
+    return str(e)
+  return None
+
+
+def description(left_out: Mapping[str, str] | None = None) -> str:
   """One line for a report under the XL-Sum table: what each key is, and
-  the languages (codes) `STEMMED_KEY` was left out for."""
+  why `STEMMED_KEY` is missing for the languages of `left_out` (language
+  code -> XL-Sum config)."""
+  codes_by_reason = collections.defaultdict(list)
+  for code, config in sorted((left_out or {}).items()):
+    codes_by_reason[unavailable_reason(config) or "not scored"].append(code)
+  missing = "".join(f"; left out for {', '.join(codes)}: {reason}"
+                    for reason, codes in codes_by_reason.items())
   try:
     version = importlib.metadata.version("multilingual-rouge")
   except importlib.metadata.PackageNotFoundError:
@@ -96,6 +113,5 @@ def description(left_out: Iterable[str] = ()) -> str:
           f"of unspaced scripts (on spaced scripts equal to XL-Sum's "
           f"multilingual ROUGE without stemming); {STEMMED_KEY}: the same "
           f"words stemmed by XL-Sum's stemmers (multilingual-rouge "
-          f"{version}), for the languages whose stemmer could be built"
-          + (f"; left out for {', '.join(sorted(left_out))} (the log says "
-             "why)." if left_out else "."))
+          f"{version}), for the languages whose stemmer could be "
+          f"built{missing}.")

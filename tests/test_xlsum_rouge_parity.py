@@ -132,6 +132,7 @@ def test_xlsum_stemmers_change_hindi_and_turkish_scores():
 
 
 def test_a_missing_stemmer_is_logged_once_with_what_to_do(monkeypatch):
+  """At INFO: the report's note says it where people look (below)."""
   def unavailable(config):
     del config  # Every Snowball language fails alike.
     raise xlsum_rouge.StemmerUnavailable(
@@ -139,7 +140,7 @@ def test_a_missing_stemmer_is_logged_once_with_what_to_do(monkeypatch):
   monkeypatch.setattr(xlsum_rouge, "xlsum_stemmer", unavailable)
   xlsum_rouge._log_unavailable_once.cache_clear()  # pylint: disable=protected-access
   logged = []
-  monkeypatch.setattr(xlsum_rouge.logging, "warning",
+  monkeypatch.setattr(xlsum_rouge.logging, "info",
                       lambda fmt, *args: logged.append(fmt % args))
   for config in ("english", "russian", "english"):
     assert xlsum_rouge.stemmed_rouge_lsum(["a b"], ["a c"], config) == {}
@@ -197,13 +198,22 @@ def test_snowball_languages_equal_xlsum_stemmed_given_stopwords(
     xlsum_rouge.xlsum_stemmer.cache_clear()  # No made-up stemmer outlives us.
 
 
-def test_the_report_says_which_rouge_each_xlsum_key_is():
+def test_the_report_says_which_rouge_each_xlsum_key_is(monkeypatch):
   from aya_t5x import evaluation  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(xlsum_rouge, "unavailable_reason", {
+      "russian": "XL-Sum's Snowball stemmers need NLTK's stopwords corpus",
+      "english": "XL-Sum's Snowball stemmers need NLTK's stopwords corpus",
+      "bengali": "XL-Sum's stemmer cannot be built: no common.rules",
+  }.get)
   result = evaluation.SuiteResult(results={"xlsum": {
       "hin": {"rougeLsum": 51.2, xlsum_rouge.STEMMED_KEY: 60.5},
-      "rus": {"rougeLsum": 46.7}, "eng": {"rougeLsum": 51.2}}})
+      "rus": {"rougeLsum": 46.7}, "eng": {"rougeLsum": 51.2},
+      "ben": {"rougeLsum": 40.0}}})
   note = evaluation.report_notes(result)["xlsum"]
   assert note.startswith("rougeLsum: Unicode words, unstemmed")
   assert "rougeLsum_stemmed: the same words stemmed by XL-Sum's stemmers " \
          "(multilingual-rouge 0.0.1)" in note
-  assert note.endswith("; left out for eng, rus (the log says why).")
+  assert note.endswith(
+      "could be built; left out for ben: XL-Sum's stemmer cannot be built: "
+      "no common.rules; left out for eng, rus: XL-Sum's Snowball stemmers "
+      "need NLTK's stopwords corpus.")
