@@ -38,6 +38,7 @@ from aya_t5x import checkpoints
 from aya_t5x import decoding
 from aya_t5x import eval_metrics
 from aya_t5x import eval_report
+from aya_t5x import gcs_access
 from aya_t5x import gin_utils
 from aya_t5x import inference
 from aya_t5x import model as model_lib
@@ -413,6 +414,8 @@ class EvalConfig:
       if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got "
                          f"{value!r}.")
+    gcs_access.check_all({"CHECKPOINT_PATH": self.checkpoint_path,
+                          "EVAL_OUTPUT_DIR": self.output_dir})
     if self.batch_size < 1 or self.max_input_length < 2:
       raise ValueError(f"BATCH_SIZE={self.batch_size} must be >= 1 and "
                        f"MAX_INPUT_LENGTH={self.max_input_length} >= 2.")

@@ -3,25 +3,19 @@
 Without network, `huggingface_hub` retries every request for tens of seconds
 and ends in a long `httpx` traceback. Before its first request this process
 opens one TCP connection to the Hub (or to the HTTPS proxy the environment
-names) with a short timeout; if that fails, or a listing fails for a
-network or access reason, `HubUnreachable` says which repository and
-revision were wanted and what to do: point `AYA_DATA_DIR` at a mirror
-(`python -m aya_t5x.download` writes one), set `HF_HUB_OFFLINE=1` to read
-the Hub cache, or set `HF_TOKEN` for a gated repository. It is a
+names) in a bounded time (`aya_t5x.reachability`); if that fails, or a
+listing fails for a network or access reason, `HubUnreachable` says which
+repository and revision were wanted and what to do: point `AYA_DATA_DIR` at
+a mirror (`python -m aya_t5x.download` writes one), set `HF_HUB_OFFLINE=1`
+to read the Hub cache, or set `HF_TOKEN` for a gated repository. It is a
 `gin_utils.UsageError`, so every CLI prints it as one `error:` line and
 exits 2.
 """
 
-import functools
 import os
-import socket
-import urllib.parse
 
 from aya_t5x import gin_utils
-
-# Seconds the reachability probe waits for a TCP connection.
-PROBE_TIMEOUT_S = 3.0
-ENV_PROBE_TIMEOUT = "AYA_HUB_PROBE_TIMEOUT"
+from aya_t5x import reachability
 
 
 class HubUnreachable(gin_utils.UsageError):
@@ -65,36 +59,18 @@ def _token_set() -> bool:
 
 def _endpoint() -> tuple[str, int]:
   """The host and port the first request would connect to."""
-  for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-    if os.environ.get(name):
-      url = urllib.parse.urlparse(os.environ[name])
-      return url.hostname or "", url.port or 8080
   from huggingface_hub import constants  # pylint: disable=g-import-not-at-top
-  url = urllib.parse.urlparse(constants.ENDPOINT)
-  return url.hostname or "", url.port or (443 if url.scheme == "https"
-                                          else 80)
-
-
-@functools.lru_cache(maxsize=1)
-def _probe() -> str | None:
-  """None when a TCP connection opens, else why not (once per process)."""
-  host, port = _endpoint()
-  timeout = float(os.environ.get(ENV_PROBE_TIMEOUT, PROBE_TIMEOUT_S))
-  try:
-    with socket.create_connection((host, port), timeout=timeout):
-      return None
-  except OSError as e:
-    return f"{host}:{port}: {e.strerror or e}"
+  return reachability.endpoint(constants.ENDPOINT)
 
 
 def reset() -> None:
   """Forgets the probe's answer (tests; a network that came back)."""
-  _probe.cache_clear()
+  reachability.reset()
 
 
 def check(repo_id: str, revision: str | None) -> None:
   """Raises HubUnreachable unless the Hub answers a TCP connection."""
-  reason = _probe()
+  reason = reachability.probe(*_endpoint())
   if reason is not None:
     raise HubUnreachable(unreachable_message(repo_id, revision, reason))
 

@@ -68,6 +68,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from aya_t5x import gcs_access
 from aya_t5x import hub_access
 from aya_t5x import languages
 from aya_t5x import preprocessors
@@ -279,6 +280,7 @@ class HubFiles:
             f"{self.repo_id}`.")
 
   def _from_mirror(self, root: str, patterns) -> list[ResolvedFile]:
+    gcs_access.check(root, ENV_DATA_DIR)
     paths = set()
     for pattern in patterns:
       paths.update(tf.io.gfile.glob(os.path.join(root, pattern)))
@@ -422,6 +424,8 @@ class LocalFiles:
     root = self._root()
     patterns = [p.format(dir=root) if root is not None else p
                 for p in self.split_patterns[split]]
+    for pattern in patterns:
+      gcs_access.check(pattern, self.env_var or "a file pattern")
     paths = sorted({p for pattern in patterns
                     for p in tf.io.gfile.glob(pattern)})
     if not paths:

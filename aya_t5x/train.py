@@ -35,6 +35,7 @@ from aya_t5x import checkpoints
 from aya_t5x import data
 from aya_t5x import drop_summary
 from aya_t5x import finite_guard
+from aya_t5x import gcs_access
 from aya_t5x import gin_utils
 from aya_t5x import lora as lora_lib
 from aya_t5x import metrics_writer
@@ -66,6 +67,7 @@ class RunConfig:
     if not isinstance(self.model_dir, str) or not self.model_dir:
       raise ValueError(f"MODEL_DIR must be a non-empty string, got "
                        f"{self.model_dir!r}.")
+    gcs_access.check(self.model_dir, "MODEL_DIR")
     if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
       raise ValueError(f"MODEL_DIR={self.model_dir!r} is a file, not a "
                        "folder.")

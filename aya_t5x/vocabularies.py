@@ -12,6 +12,8 @@ import os
 
 import seqio
 
+from aya_t5x import gcs_access
+
 DEMO_SPM_PATH = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "assets", "vocab",
     "aya_demo_spm.model")
@@ -64,11 +66,15 @@ def check_loads(vocabulary: seqio.Vocabulary, where: str) -> None:
   start-up and with a protobuf message that names no file.
 
   Raises:
+    gcs_access.GcsUnreachable: the file is on GCS, which does not answer.
     ValueError: the file is not a SentencePiece model.
   """
+  path = getattr(vocabulary, "sentencepiece_model_file", "the vocabulary")
+  # Offline: one line now, not libcurl's retries and message.
+  gcs_access.check(path, f"the vocabulary of {where}; a local copy is used "
+                   "with AYA_VOCABULARY=FILE")
   try:
     vocabulary.vocab_size  # pylint: disable=pointless-statement
   except Exception as e:  # pylint: disable=broad-except
-    path = getattr(vocabulary, "sentencepiece_model_file", "the vocabulary")
     raise ValueError(f"{where}: {path} is not a readable SentencePiece model "
                      f"({type(e).__name__}: {e}).") from None

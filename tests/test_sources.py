@@ -91,13 +91,18 @@ def test_missing_mirror_files_error_says_how_to_download(tmp_path,
     files.resolve("train")
 
 
-def test_mirror_from_another_revision_is_refused(tmp_path, monkeypatch):
-  base = _hub_repo(tmp_path)
+def _downloaded_at(base: str, commit: str) -> None:
+  """huggingface_hub's `--local-dir` record that a mirror file is from
+  `commit`."""
   meta = os.path.join(base, ".cache", "huggingface", "download", "data",
                       "train-00000-of-00002.parquet.metadata")
   os.makedirs(os.path.dirname(meta))
   with open(meta, "w") as f:
-    f.write(f"{OTHER_SHA}\netag\n1700000000.0\n")
+    f.write(f"{commit}\netag\n1700000000.0\n")
+
+
+def test_mirror_from_another_revision_is_refused(tmp_path, monkeypatch):
+  _downloaded_at(_hub_repo(tmp_path), OTHER_SHA)
   monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path))
   files = sources.HubFiles("org/repo", SHA, {"train": ("data/train-*.parquet",)})
   with pytest.raises(ValueError, match=OTHER_SHA):
@@ -108,12 +113,7 @@ def test_a_short_commit_hash_is_a_pin_in_the_mirror_and_the_hub_cache(
     tmp_path, monkeypatch, caplog):
   from huggingface_hub import constants  # pylint: disable=g-import-not-at-top
   short = SHA[:7]  # As the Hub's commit pages show it.
-  base = _hub_repo(tmp_path)
-  meta = os.path.join(base, ".cache", "huggingface", "download", "data",
-                      "train-00000-of-00002.parquet.metadata")
-  os.makedirs(os.path.dirname(meta))
-  with open(meta, "w") as f:
-    f.write(f"{SHA}\netag\n1700000000.0\n")
+  _downloaded_at(_hub_repo(tmp_path), SHA)
   monkeypatch.setenv(sources.ENV_DATA_DIR, str(tmp_path))
   pinned = sources.HubFiles("org/repo", short,
                             {"train": ("data/train-*.parquet",)})

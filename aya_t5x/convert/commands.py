@@ -21,6 +21,7 @@ import numpy as np
 
 from aya_t5x import architecture
 from aya_t5x import checkpoints
+from aya_t5x import gcs_access
 from aya_t5x import gin_utils
 from aya_t5x import network
 from aya_t5x.convert import hf
@@ -125,6 +126,7 @@ def hf_to_aya(hf_dir: str, output_dir: str, *,
     output_dir: created; must not hold a `checkpoint_0` yet.
     scan_layers: write the stacked layout of `T5Config.scan_layers=True`.
   """
+  gcs_access.check_all({"--hf_dir": hf_dir, "--output_dir": output_dir})
   source = hf.HfSource(hf_dir)
   config = dataclasses.replace(source.t5_config, scan_layers=scan_layers)
   checkpoint, num_params = _import(source, config, output_dir)
@@ -139,6 +141,8 @@ def hf_to_aya(hf_dir: str, output_dir: str, *,
 def t5x_to_aya(checkpoint: str, output_dir: str, *,
                scan_layers: bool = False) -> ImportResult:
   """Legacy T5X checkpoint (local or gs://) -> `output_dir/checkpoint_0`."""
+  gcs_access.check_all({"--checkpoint": checkpoint,
+                        "--output_dir": output_dir})
   source = t5x_legacy.LegacyT5xSource(checkpoint)
   # Shape-less fields do not change what is imported; no model.gin is
   # written, so an export of it still asks for them.
@@ -197,6 +201,9 @@ def aya_to_hf(checkpoint: str, output_dir: str, *,
     checkpoints.CheckpointMismatchError: the parameters do not fit the
       architecture (naming each parameter).
   """
+  gcs_access.check_all({"--checkpoint": checkpoint, "--output_dir":
+                        output_dir, "--spm_model": spm_model,
+                        **{"--gin_file": f for f in gin_files}})
   flat = read_unrolled(checkpoint)
   given = {"relative_attention_max_distance": relative_attention_max_distance,
            "layer_norm_epsilon": layer_norm_epsilon}
