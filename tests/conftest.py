@@ -20,6 +20,18 @@ import pytest
 from aya_t5x import sources
 
 
+@pytest.fixture(autouse=True)
+def _absl_verbosity_restored():
+  """A CLI main run in-process sets absl's verbosity (WARNING without
+  --verbose) for the whole process: later tests that read INFO lines with
+  `caplog` would see nothing, depending on which tests ran before."""
+  import logging  # pylint: disable=g-import-not-at-top
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level  # Often NOTSET: the root logger's level rules.
+  yield
+  absl_logger.setLevel(level)
+
+
 @pytest.fixture
 def hub_mirror(monkeypatch):
   """`hub_mirror(path)`: for this test, Hub sources read the folder `path`
