@@ -35,8 +35,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import sacrebleu
 import sentencepiece
-from rouge_score import rouge_scorer
-from rouge_score import tokenizers as rouge_tokenizers
 
 from aya_t5x import languages
 
@@ -302,7 +300,19 @@ def _is_format_char(char: str) -> bool:
                                and not char.isspace())
 
 
-class UnicodeTokenizer(rouge_tokenizers.Tokenizer):
+class RougeTokenizer:
+  """rouge-score's tokenizer interface: `RougeScorer` calls only `tokenize`.
+
+  Not a subclass of `rouge_score.tokenizers.Tokenizer`: importing rouge-score
+  imports nltk and scipy (2 s), which every CLI that registers the eval
+  tasks would pay at start-up; rouge-score is imported when ROUGE is scored.
+  """
+
+  def tokenize(self, text: str) -> list[str]:
+    raise NotImplementedError
+
+
+class UnicodeTokenizer(RougeTokenizer):
   """ROUGE tokens for every script, stemmed only if a stemmer is given.
 
   NFKC-normalised and lower-cased like rouge-score's default; invisible
@@ -348,7 +358,7 @@ class UnicodeTokenizer(rouge_tokenizers.Tokenizer):
     return tokens
 
 
-class SentencePieceTokenizer(rouge_tokenizers.Tokenizer):
+class SentencePieceTokenizer(RougeTokenizer):
   """ROUGE tokens as the pieces of a (multilingual) SentencePiece model.
 
   This is how mT5-era multilingual summarisation work scores ROUGE; the
@@ -394,7 +404,7 @@ def split_sentences(text: str) -> list[str]:
 
 def rouge_tokenizer(spm_model_path: str | None = None,
                     stemmer: Callable[[str], str] | None = None
-                    ) -> rouge_tokenizers.Tokenizer:
+                    ) -> RougeTokenizer:
   """The tokenizer `rouge_lsum` uses: SentencePiece if given, else Unicode
   words (stemmed by `stemmer` if given; pieces are never stemmed)."""
   if spm_model_path:
@@ -426,6 +436,7 @@ def rouge_lsum(targets: Sequence[str], predictions: Sequence[str], *,
   _check_lengths(targets, predictions)
   if len(targets) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError("rouge_lsum needs at least one example.")
+  from rouge_score import rouge_scorer  # pylint: disable=g-import-not-at-top
   scorer = rouge_scorer.RougeScorer(
       ["rougeLsum"], tokenizer=rouge_tokenizer(spm_model_path, stemmer))
   scores = [
