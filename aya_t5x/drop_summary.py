@@ -1,4 +1,4 @@
-"""The end-of-run table of dropped rows: task, reason, count, first file:row.
+"""The end-of-run tables of data hygiene: rows dropped, tokens truncated.
 
 Training drops rows for many reasons (empty, invalid UTF-8, duplicates, the
 paper's filters); the console shows only the first few as they happen
@@ -7,6 +7,11 @@ with the first row of each kind so that a user can look at an example. The
 train CLI prints the three largest lines at the end (a mixture of 100 languages has
 hundreds of them) and writes the whole table to `MODEL_DIR/dropped_rows.tsv`;
 any CLI that reads training sources can.
+
+Its sibling counts what trimming to TASK_FEATURE_LENGTHS cut from the
+examples it kept (`aya_t5x.truncation`), per task, split and feature: the
+three largest lines on the console, every line in
+`MODEL_DIR/truncated_examples.tsv`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Iterable
 from etils import epath
 
 from aya_t5x import preprocessors
+from aya_t5x import truncation
 
 # Lines of the table the console shows; the file holds all of them.
 CONSOLE_LINES = 3
@@ -46,10 +52,19 @@ def drop_rows(tally: preprocessors.Tally = preprocessors.TALLY,
   return out
 
 
-def _largest(rows: list[DropRow], limit: int) -> list[DropRow]:
-  """The `limit` rows with the largest counts, in table (task) order."""
-  keep = sorted(range(len(rows)), key=lambda i: (-rows[i].count, i))[:limit]
+def _largest(rows: list, limit: int, size=lambda row: row.count) -> list:
+  """The `limit` rows of largest `size`, in table (task) order."""
+  keep = sorted(range(len(rows)), key=lambda i: (-size(rows[i]), i))[:limit]
   return [rows[i] for i in sorted(keep)]
+
+
+def _aligned(cells: list[tuple[str, ...]], right: set[int]) -> list[str]:
+  """Table lines, two-space indented, columns in `right` right-aligned."""
+  widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+  return [("  " + "  ".join(
+      c.rjust(w) if i in right else c.ljust(w)
+      for i, (c, w) in enumerate(zip(cell, widths)))).rstrip()
+          for cell in cells]
 
 
 def format_table(rows: list[DropRow], limit: int | None = None,
@@ -68,24 +83,66 @@ def format_table(rows: list[DropRow], limit: int | None = None,
   header = ("task", "reason", "count", "first row")
   cells = [header] + [(r.task, r.reason, str(r.count), r.first)
                       for r in shown]
-  widths = [max(len(c[i]) for c in cells) for i in range(3)]
   # Counts are of reads: size counting and every epoch read a row again.
   lines = [f"dropped rows ({sum(r.count for r in rows)} drops while reading, "
            "a row read in several passes counted in each; "
            f"'{preprocessors.TRUNCATED}' rows are kept, cut):"]
-  for cell in cells:
-    lines.append("  " + "  ".join(
-        [cell[0].ljust(widths[0]), cell[1].ljust(widths[1]),
-         cell[2].rjust(widths[2]), cell[3]]))
-  if len(shown) < len(rows):
-    where = f": {full_table}" if full_table else ""
-    lines.append(f"  ... {len(rows) - len(shown)} smaller (task, reason) "
-                 f"lines not shown{where}")
+  lines += _aligned(cells, right={2})
+  lines += _not_shown(len(rows) - len(shown), "(task, reason)", full_table)
   return "\n".join(lines)
+
+
+def _not_shown(hidden: int, kind: str, full_table: str | None) -> list[str]:
+  if not hidden:
+    return []
+  where = f": {full_table}" if full_table else ""
+  return [f"  ... {hidden} smaller {kind} lines not shown{where}"]
 
 
 def write_table(rows: list[DropRow], path: epath.PathLike) -> None:
   """The whole table as tab-separated values, one header line."""
   lines = ["task\treason\tcount\tfirst_row"] + [
       f"{r.task}\t{r.reason}\t{r.count}\t{r.first}" for r in rows]
+  epath.Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def format_truncations(rows: list[truncation.TruncationRow],
+                       limit: int | None = None,
+                       full_table: str | None = None,
+                       scope: str = "this process") -> str:
+  """What trimming to TASK_FEATURE_LENGTHS cut, aligned; one line if nothing.
+
+  Args:
+    rows: `truncation.TALLY.rows()`.
+    limit: show only this many lines with cuts (the most tokens cut), and
+      say how many more there are and where `full_table` holds them.
+    full_table: where the whole table was written (named in that line).
+    scope: whose reads the counts are (on several hosts, each its own).
+  """
+  read = sum({(r.task, r.split): r.examples_read for r in rows}.values())
+  cut = [r for r in rows if r.tokens_cut]
+  if not cut:
+    return (f"truncated to TASK_FEATURE_LENGTHS: nothing ({read} examples "
+            f"read by {scope})")
+  shown = _largest(cut, limit, lambda r: r.tokens_cut) if limit else cut
+  cells = [("task", "split", "feature", "length", "read", "cut",
+            "tokens cut")] + [
+                (r.task, r.split, r.feature, str(r.length),
+                 str(r.examples_read), str(r.examples_cut), str(r.tokens_cut))
+                for r in shown]
+  lines = [f"truncated to TASK_FEATURE_LENGTHS ("
+           f"{sum(r.tokens_cut for r in cut)} tokens cut from "
+           f"{sum(r.examples_cut for r in cut)} example features of {read} "
+           f"examples read by {scope}, each epoch and read-ahead counted):"]
+  lines += _aligned(cells, right={3, 4, 5, 6})
+  lines += _not_shown(len(cut) - len(shown), "(task, feature)", full_table)
+  return "\n".join(lines)
+
+
+def write_truncations(rows: list[truncation.TruncationRow],
+                      path: epath.PathLike) -> None:
+  """Every counted (task, split, feature) as tab-separated values."""
+  fields = [f.name for f in dataclasses.fields(truncation.TruncationRow)]
+  lines = ["\t".join(fields)] + [
+      "\t".join(str(getattr(r, f)) for f in fields) for r in rows]
   epath.Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -45,6 +45,7 @@ from aya_t5x import optim
 from aya_t5x import partitioning
 from aya_t5x import progress
 from aya_t5x import trainer as trainer_lib
+from aya_t5x import truncation
 from aya_t5x import validation
 from aya_t5x import vocabularies
 
@@ -461,8 +462,9 @@ def main(command_line: gin_utils.CommandLine) -> dict:
 
 
 def _report_drops(model_dir: str) -> None:
-  """What the sources dropped (or cut) while this process read them: the
-  largest lines on the console, the whole table beside the checkpoints."""
+  """What the sources dropped (or cut) and what trimming to the feature
+  lengths cut, while this process read them: the largest lines on the
+  console, the whole tables beside the checkpoints (process 0's)."""
   rows = drop_summary.drop_rows()
   path = None
   if rows and jax.process_index() == 0:
@@ -470,6 +472,15 @@ def _report_drops(model_dir: str) -> None:
     drop_summary.write_table(rows, path)
   print(drop_summary.format_table(rows, drop_summary.CONSOLE_LINES, path),
         flush=True)
+  cuts = truncation.TALLY.rows()
+  path = None
+  if cuts and jax.process_index() == 0:
+    path = f"{model_dir}/{truncation.TABLE_FILE}"
+    drop_summary.write_truncations(cuts, path)
+  scope = (f"process {jax.process_index()} of {jax.process_count()}"
+           if jax.process_count() > 1 else "this process")
+  print(drop_summary.format_truncations(cuts, truncation.CONSOLE_LINES, path,
+                                        scope), flush=True)
 
 
 def console_main() -> None:

@@ -84,7 +84,7 @@ class TruncationTally:
     features = sorted(f for f, n in (lengths or {}).items() if n is not None)
     with self._lock:
       found = self._counters.get((task, split))
-      if found is None or list(found.features) != features:
+      if found is None or found.lengths != {f: lengths[f] for f in features}:
         found = self._counters[(task, split)] = _Counter(features, lengths)
       return found
 
@@ -125,9 +125,10 @@ def _trim(value: tf.Tensor, length: Any) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _counted_trim(task: seqio.Task, counter: _Counter, dataset: tf.data.Dataset,
-                  sequence_length: Mapping[str, Any] | None
+                  sequence_length: Mapping[str, Any] | None, read: int
                   ) -> tf.data.Dataset:
-  """`seqio.utils.trim_dataset` (same op, same output) that also counts."""
+  """`seqio.utils.trim_dataset` (same op, same output) that also counts;
+  `read` 1 counts each example as read here (0: an earlier stage did)."""
   features = set(counter.features) & set(task.output_features)
 
   def trim(example):
@@ -136,14 +137,16 @@ def _counted_trim(task: seqio.Task, counter: _Counter, dataset: tf.data.Dataset,
       if key in features:
         value, cuts[key] = _trim(value, sequence_length[key])
       out[key] = value
-    counter.add(cuts, read=1)
+    counter.add(cuts, read=read)
     return out
 
   return dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _counted_append_eos_after_trim(counter: _Counter):
-  """`seqio.preprocessors.append_eos_after_trim` that also counts its cuts."""
+  """`seqio.preprocessors.append_eos_after_trim` that also counts its cuts
+  and the examples read (with the cuts in one add: a report taken while the
+  pipeline runs never shows more examples cut than read)."""
 
   def preprocessor(dataset: tf.data.Dataset, output_features,
                    sequence_length=None) -> tf.data.Dataset:
@@ -154,7 +157,7 @@ def _counted_append_eos_after_trim(counter: _Counter):
         if key in example and feature is not None and feature.add_eos:
           keep = sequence_length[key] - 1
           cuts[key] = tf.maximum(tf.shape(example[key])[-1] - keep, 0)
-      counter.add(cuts, read=0)
+      counter.add(cuts, read=1)
       return seqio.preprocessors.append_eos_after_trim_impl(
           dict(example), output_features=output_features,
           sequence_length=sequence_length)
@@ -193,20 +196,24 @@ def counting(split: str, tally: TruncationTally = TALLY) -> Iterator[None]:
     trim = seqio.Task._trim_output_features  # pylint: disable=protected-access
     preprocess = seqio.Task._preprocess_dataset  # pylint: disable=protected-access
 
+    read_early = set()  # Tasks whose append_eos_after_trim counts reads.
+
     def counted_trim(task, dataset, sequence_length):
       if not sequence_length:
         return trim(task, dataset, sequence_length)
       return _counted_trim(task, tally.counter(task.name, split,
                                                sequence_length),
-                           dataset, sequence_length)
+                           dataset, sequence_length,
+                           read=int(task.name not in read_early))
 
     def counted_preprocess(task, dataset, preprocessors, sequence_length=None):
-      if sequence_length:
+      eos_after_trim = seqio.preprocessors.append_eos_after_trim
+      if sequence_length and eos_after_trim in preprocessors:
         counter = tally.counter(task.name, split, sequence_length)
-        preprocessors = [
-            _counted_append_eos_after_trim(counter)
-            if p is seqio.preprocessors.append_eos_after_trim else p
-            for p in preprocessors]
+        preprocessors = list(preprocessors)
+        preprocessors[preprocessors.index(eos_after_trim)] = (
+            _counted_append_eos_after_trim(counter))
+        read_early.add(task.name)
       return preprocess(task, dataset, preprocessors, sequence_length)
 
     seqio.Task._trim_output_features = counted_trim  # pylint: disable=protected-access

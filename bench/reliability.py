@@ -10,13 +10,21 @@ the integrity manifest and its verification per checkpoint.
   * integrity: a save (`Checkpointer.save` + wait, the manifest included) is
     timed against `integrity.manifest` alone (the hashing each save adds)
     and `integrity.verify` (what each restore adds).
+  * truncation counts (`--truncation`): one epoch of every task of the tiny
+    run's mixture (gin/aya_tiny_cpu.gin: aya_demo_translation_heavy, 64+32
+    tokens, batch 32) read with and without `aya_t5x.truncation` counting,
+    in alternating rounds (the machine's load drifts): wall and CPU time
+    per example read.
 
 Run from the repository root (CPU):
 
   JAX_PLATFORMS=cpu .venv/bin/python bench/reliability.py --configs tiny,small
+  JAX_PLATFORMS=cpu .venv/bin/python bench/reliability.py --truncation
 """
 
 import argparse
+import dataclasses
+import gc
 import shutil
 import statistics
 import tempfile
@@ -26,6 +34,7 @@ import jax
 import numpy as np
 
 from aya_t5x import checkpoints
+from aya_t5x import data
 from aya_t5x import finite_guard
 from aya_t5x import integrity
 from aya_t5x import model as model_lib
@@ -33,6 +42,7 @@ from aya_t5x import network
 from aya_t5x import optim
 from aya_t5x import partitioning
 from aya_t5x import trainer as trainer_lib
+from aya_t5x import truncation
 
 CONFIGS = {
     # gin/models/mt5_tiny.gin
@@ -127,13 +137,74 @@ def integrity_cost(state, repeats: int) -> dict:
           "checkpoint_mb": size / 2**20, "files": len(listed)}
 
 
+# The tiny run's training data (gin/aya_tiny_cpu.gin).
+TINY_DATA = data.DatasetConfig(
+    mixture_or_task_name="aya_demo_translation_heavy",
+    task_feature_lengths={"inputs": 64, "targets": 32}, split="train",
+    batch_size=32, shuffle=True, seed=0, module="aya_t5x.mixtures")
+
+
+def _read_every_task_once(truncations) -> tuple[float, float, int]:
+  """Wall and CPU seconds (all threads) to read one epoch of every task of
+  the tiny mixture, unshuffled: the same work each time it is called."""
+  mixture = data.get_mixture_or_task(TINY_DATA.mixture_or_task_name,
+                                     TINY_DATA.module)
+  datasets = [data.get_dataset(
+      dataclasses.replace(TINY_DATA, mixture_or_task_name=task.name,
+                          shuffle=False, seed=None, drop_remainder=False),
+      0, 1, num_epochs=1, truncations=truncations) for task in mixture.tasks]
+  wall, cpu, examples = time.perf_counter(), time.process_time(), 0
+  for dataset in datasets:
+    for batch in dataset:
+      examples += int(batch["encoder_input_tokens"].shape[0])
+  return time.perf_counter() - wall, time.process_time() - cpu, examples
+
+
+def truncation_cost(rounds: int) -> dict:
+  """Per example read: wall and CPU time of the tiny input pipeline without
+  and with counting, medians over alternating rounds."""
+  tally = truncation.TruncationTally()
+  times = {"plain": [], "counting": []}
+  for _ in range(rounds):
+    for name, tallied in (("plain", None), ("counting", tally)):
+      wall, cpu, examples = _read_every_task_once(tallied)
+      times[name].append((wall / examples, cpu / examples))
+      gc.collect()
+  rows = tally.rows()
+  out = {f"{name}_{kind}": statistics.median(t[i] for t in runs)
+         for name, runs in times.items()
+         for i, kind in enumerate(("wall", "cpu"))}
+  return out | {
+      "examples": examples, "tokens_cut": sum(r.tokens_cut for r in rows),
+      "examples_cut": sum(r.examples_cut for r in rows),
+      "read": sum({(r.task, r.split): r.examples_read
+                   for r in rows}.values())}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--configs", default="tiny")
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--length", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--truncation", action="store_true",
+                      help="time the truncation counts instead")
   args = parser.parse_args()
+  if args.truncation:
+    cost = truncation_cost(args.repeats)
+    us = {k: 1e6 * v for k, v in cost.items() if k.endswith(("_wall", "_cpu"))}
+    print(f"tiny input pipeline ({TINY_DATA.mixture_or_task_name}, batch "
+          f"{TINY_DATA.batch_size}): every task read once ({cost['examples']}"
+          f" examples), medians of {args.repeats} alternating rounds, per "
+          f"example: wall "
+          f"{us['plain_wall']:.0f} us without counting, "
+          f"{us['counting_wall']:.0f} us with (examples/s ratio "
+          f"{us['plain_wall'] / us['counting_wall']:.3f}); CPU "
+          f"{us['plain_cpu']:.0f} us without, {us['counting_cpu']:.0f} us "
+          f"with ({us['counting_cpu'] - us['plain_cpu']:+.0f} us); counted "
+          f"{cost['tokens_cut']} tokens cut in {cost['examples_cut']} "
+          f"example features of {cost['read']} examples read")
+    return
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}; batch "
         f"{args.batch} x {args.length}+{args.length} tokens; medians of "
         f"{args.repeats}")

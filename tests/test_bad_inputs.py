@@ -17,6 +17,7 @@ from aya_t5x import infer  # Gin-configurable: imported before gin locks.
 from aya_t5x import jsonl_io
 from aya_t5x import preprocessors
 from aya_t5x import train
+from aya_t5x import truncation
 from aya_t5x import vocabularies
 from aya_t5x.convert import __main__ as convert_cli
 
@@ -202,6 +203,49 @@ def test_drop_table_on_the_console_keeps_the_largest_lines_and_names_the_file(
   assert written[1:] == [f"{t}\tempty:targets\t{n}\t{t}.jsonl:0"
                          for t, n in (("t1", 1), ("t2", 4), ("t3", 2),
                                       ("t4", 3))]
+
+
+def test_train_cli_ends_with_drop_totals_and_truncations_and_writes_both(
+    tmp_path, capsys, monkeypatch):
+  """After the run's summary, the CLI prints the drop totals per task and
+  reason and what trimming cut, and writes both tables to MODEL_DIR."""
+  task = "reliability_end_of_run_table"
+  for row in range(4):
+    preprocessors.TALLY.event(task, preprocessors.EMPTY, "targets",
+                              "a.jsonl", row + 1)
+  preprocessors.TALLY.event(task, preprocessors.DUPLICATE, "inputs+targets",
+                            "a.jsonl", 9)
+  cuts = truncation.TruncationTally()
+  cuts.counter(task, "train", {"inputs": 4, "targets": 2}).variable.assign(
+      [7, 3, 11, 0, 0])  # 7 read; inputs: 3 cut, 11 tokens; targets: none.
+  monkeypatch.setattr(truncation, "TALLY", cuts)
+
+  def finished_run(unused_run, unused_restore_cfg):
+    return {"status": "finished", "start_step": 0, "step": 2, "history": [],
+            "model_dir": str(tmp_path), "metrics": "m",
+            "checkpoint_steps": [2]}
+  # The run's own set-up is real; its steps are not this test's subject.
+  monkeypatch.setattr(train, "_train_iterator", lambda *unused: None)
+  monkeypatch.setattr(train, "_set_up_and_train", finished_run)
+  monkeypatch.chdir(REPO)
+  try:
+    gin_utils.run(train.main, TINY_RUN + [f"--gin.MODEL_DIR='{tmp_path}'"])
+  finally:
+    preprocessors.TALLY.reset(task)
+  out = capsys.readouterr().out.splitlines()
+  end = out[out.index(next(l for l in out if l.startswith("dropped rows"))):]
+  assert [l.split()[:3] for l in end if l.split()[0] == task] == [
+      [task, "duplicate:inputs+targets", "1"], [task, "empty:targets", "4"],
+      [task, "train", "inputs"]]
+  assert end[-3].startswith("truncated to TASK_FEATURE_LENGTHS (11 tokens cut "
+                            "from 3 example features of 7 examples read")
+  assert end[-1].split() == [task, "train", "inputs", "4", "7", "3", "11"]
+  assert f"{task}\tempty:targets\t4\ta.jsonl:1" in (
+      tmp_path / drop_summary.TABLE_FILE).read_text()
+  assert f"{task}\ttrain\ttargets\t2\t7\t0\t0" in (
+      tmp_path / truncation.TABLE_FILE).read_text()
+
+
 def test_sigterm_during_start_up_exits_0_with_one_line(tmp_path, capsys,
                                                        monkeypatch):
   import signal  # pylint: disable=g-import-not-at-top

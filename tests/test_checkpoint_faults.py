@@ -164,13 +164,22 @@ def _as_usage_error(run_dir):
     raise gin_utils.UsageError(str(e)) from None
 
 
-def test_set_aside_folders_beyond_the_newest_few_are_deleted(tmp_path):
+@pytest.mark.parametrize("prefix,other", [
+    (checkpoints.CORRUPT_PREFIX, checkpoints.INCOMPLETE_PREFIX),
+    (checkpoints.INCOMPLETE_PREFIX, checkpoints.CORRUPT_PREFIX)])
+def test_set_aside_folders_beyond_the_newest_few_are_deleted(tmp_path, prefix,
+                                                             other):
+  """Of each kind (corrupt.*, incomplete.*) only the newest few stay; the
+  other kind's folders are not touched."""
+  (tmp_path / f"{other}checkpoint_9.1").mkdir()
   for index in range(checkpoints.SET_ASIDE_KEPT + 2):
     folder = tmp_path / f"checkpoint_{index}"
     folder.mkdir()
-    checkpoints.set_aside(folder, checkpoints.CORRUPT_PREFIX)
+    checkpoints.set_aside(folder, prefix)
   left = sorted(os.listdir(tmp_path))
+  assert f"{other}checkpoint_9.1" in left
+  left.remove(f"{other}checkpoint_9.1")
   assert len(left) == checkpoints.SET_ASIDE_KEPT
-  assert all(name.startswith("corrupt.checkpoint_") for name in left)
-  assert {name.split(".")[1] for name in left} == {
+  assert all(name.startswith(f"{prefix}checkpoint_") for name in left)
+  assert {name[len(prefix):].split(".")[0] for name in left} == {
       f"checkpoint_{i}" for i in range(2, checkpoints.SET_ASIDE_KEPT + 2)}

@@ -7,6 +7,7 @@ import seqio
 import tensorflow as tf
 
 from aya_t5x import data
+from aya_t5x import drop_summary
 from aya_t5x import truncation
 
 _NUM_EXAMPLES = 10
@@ -125,3 +126,40 @@ def test_iterator_state_saved_without_counting_restores_with_counting(
       np.testing.assert_array_equal(have[key], want[key], err_msg=key)
   assert {r.feature: r.examples_read > 0 for r in tally.rows()} == {
       "inputs": True, "targets": True}
+
+
+def _row(task, feature, read, cut, tokens):
+  return truncation.TruncationRow(task, "train", feature, 8, read, cut, tokens)
+
+
+def test_console_table_keeps_the_most_tokens_cut_and_names_the_file(
+    tmp_path):
+  rows = [_row("t1", "inputs", 10, 1, 2), _row("t1", "targets", 10, 0, 0),
+          _row("t2", "inputs", 20, 5, 40), _row("t3", "targets", 30, 2, 9)]
+  path = tmp_path / truncation.TABLE_FILE
+  drop_summary.write_truncations(rows, path)
+  table = drop_summary.format_truncations(rows, 2, str(path)).splitlines()
+  assert table[0] == ("truncated to TASK_FEATURE_LENGTHS (51 tokens cut from "
+                      "8 example features of 60 examples read by this "
+                      "process, each epoch and read-ahead counted):")
+  assert table[1].split() == ["task", "split", "feature", "length", "read",
+                              "cut", "tokens", "cut"]
+  assert [line.split() for line in table[2:4]] == [
+      ["t2", "train", "inputs", "8", "20", "5", "40"],
+      ["t3", "train", "targets", "8", "30", "2", "9"]]
+  assert table[4] == (f"  ... 1 smaller (task, feature) lines not shown: "
+                      f"{path}")
+  written = path.read_text(encoding="utf-8").splitlines()
+  assert written[0] == ("task\tsplit\tfeature\tlength\texamples_read\t"
+                        "examples_cut\ttokens_cut")
+  assert written[1:] == ["t1\ttrain\tinputs\t8\t10\t1\t2",
+                         "t1\ttrain\ttargets\t8\t10\t0\t0",
+                         "t2\ttrain\tinputs\t8\t20\t5\t40",
+                         "t3\ttrain\ttargets\t8\t30\t2\t9"]
+
+
+def test_nothing_cut_is_one_line_with_the_examples_read():
+  rows = [_row("t1", "inputs", 10, 0, 0), _row("t1", "targets", 10, 0, 0)]
+  assert drop_summary.format_truncations(rows, scope="process 1 of 4") == (
+      "truncated to TASK_FEATURE_LENGTHS: nothing (10 examples read by "
+      "process 1 of 4)")
