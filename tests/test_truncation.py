@@ -1,6 +1,8 @@
 """Tests for aya_t5x.truncation: exact counts of what trimming cuts, per task
 and feature, with the pipeline's output and iterator-state layout unchanged."""
 
+import os
+
 import numpy as np
 import pytest
 import seqio
@@ -105,25 +107,28 @@ def _take(iterator, n):
   return [next(iterator) for _ in range(n)]
 
 
-def test_iterator_state_saved_without_counting_restores_with_counting(
-    tmp_path):
-  """A checkpoint written before counting existed (the same pipeline built
-  without it) resumes exactly, and counting starts with the resumed reads."""
-  cfg = _config(_TASKS["eos_after_trim"], shuffle=True, seed=5)
-  before = data.DataIterator(data.get_dataset(cfg, 0, 1, truncations=None),
-                             data.describe_dataset(cfg, 0, 1))
-  _take(before, 3)
-  before.save_state(str(tmp_path))
-  expected = _take(before, 12)  # Crosses into the third epoch.
+# Written by aya_t5x at commit 2325d5a, before counting existed, for the
+# `eos_after_trim` task and `_config(..., shuffle=True, seed=5)`: 3 batches
+# taken, the iterator state saved, the next 12 batches stored beside it.
+_OLD_STATE = os.path.join(os.path.dirname(__file__), "fixtures",
+                          "iterator_state_before_truncation_counts")
 
+
+def test_iterator_state_saved_before_counting_existed_resumes_exactly():
+  """A checkpoint's data state from before this change restores into the
+  counting pipeline: the same next batches, and counting starts."""
+  cfg = _config(_TASKS["eos_after_trim"], shuffle=True, seed=5)
   tally = truncation.TruncationTally()
-  after = data.DataIterator(data.get_dataset(cfg, 0, 1, truncations=tally),
-                            data.describe_dataset(cfg, 0, 1))
-  after.restore_state(str(tmp_path))
-  got = _take(after, 12)
-  for want, have in zip(expected, got):
-    for key in want:
-      np.testing.assert_array_equal(have[key], want[key], err_msg=key)
+  resumed = data.DataIterator(data.get_dataset(cfg, 0, 1, truncations=tally),
+                              data.describe_dataset(cfg, 0, 1))
+  resumed.restore_state(_OLD_STATE)
+  assert resumed.batches_consumed == 3
+  expected = np.load(os.path.join(_OLD_STATE, "next_12_batches.npz"))
+  got = _take(resumed, 12)  # Crosses into the third epoch.
+  assert sorted(expected) == sorted(got[0])
+  for key in expected:
+    np.testing.assert_array_equal(np.stack([b[key] for b in got]),
+                                  expected[key], err_msg=key)
   assert {r.feature: r.examples_read > 0 for r in tally.rows()} == {
       "inputs": True, "targets": True}
 
