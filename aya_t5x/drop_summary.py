@@ -9,8 +9,8 @@ hundreds of them) and writes the whole table to `MODEL_DIR/dropped_rows.tsv`;
 any CLI that reads training sources can.
 
 Its sibling counts what trimming to TASK_FEATURE_LENGTHS cut from the
-examples it kept (`aya_t5x.truncation`), per task, split and feature: the
-three largest lines on the console, every line in
+examples it kept (`aya_t5x.truncation`), per task, split and feature: a
+total and the two largest lines on the console, every line in
 `MODEL_DIR/truncated_examples.tsv`.
 """
 
@@ -58,15 +58,6 @@ def _largest(rows: list, limit: int, size=lambda row: row.count) -> list:
   return [rows[i] for i in sorted(keep)]
 
 
-def _aligned(cells: list[tuple[str, ...]], right: set[int]) -> list[str]:
-  """Table lines, two-space indented, columns in `right` right-aligned."""
-  widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
-  return [("  " + "  ".join(
-      c.rjust(w) if i in right else c.ljust(w)
-      for i, (c, w) in enumerate(zip(cell, widths)))).rstrip()
-          for cell in cells]
-
-
 def format_table(rows: list[DropRow], limit: int | None = None,
                  full_table: str | None = None) -> str:
   """Aligned text; a line saying so when nothing was dropped.
@@ -83,20 +74,20 @@ def format_table(rows: list[DropRow], limit: int | None = None,
   header = ("task", "reason", "count", "first row")
   cells = [header] + [(r.task, r.reason, str(r.count), r.first)
                       for r in shown]
+  widths = [max(len(c[i]) for c in cells) for i in range(3)]
   # Counts are of reads: size counting and every epoch read a row again.
   lines = [f"dropped rows ({sum(r.count for r in rows)} drops while reading, "
            "a row read in several passes counted in each; "
            f"'{preprocessors.TRUNCATED}' rows are kept, cut):"]
-  lines += _aligned(cells, right={2})
-  lines += _not_shown(len(rows) - len(shown), "(task, reason)", full_table)
+  for cell in cells:
+    lines.append("  " + "  ".join(
+        [cell[0].ljust(widths[0]), cell[1].ljust(widths[1]),
+         cell[2].rjust(widths[2]), cell[3]]))
+  if len(shown) < len(rows):
+    where = f": {full_table}" if full_table else ""
+    lines.append(f"  ... {len(rows) - len(shown)} smaller (task, reason) "
+                 f"lines not shown{where}")
   return "\n".join(lines)
-
-
-def _not_shown(hidden: int, kind: str, full_table: str | None) -> list[str]:
-  if not hidden:
-    return []
-  where = f": {full_table}" if full_table else ""
-  return [f"  ... {hidden} smaller {kind} lines not shown{where}"]
 
 
 def write_table(rows: list[DropRow], path: epath.PathLike) -> None:
@@ -110,13 +101,15 @@ def format_truncations(rows: list[truncation.TruncationRow],
                        limit: int | None = None,
                        full_table: str | None = None,
                        scope: str = "this process") -> str:
-  """What trimming to TASK_FEATURE_LENGTHS cut, aligned; one line if nothing.
+  """What trimming to TASK_FEATURE_LENGTHS cut: a total line, then one line
+  per (task, feature) with cuts; one line if nothing was cut.
 
   Args:
     rows: `truncation.TALLY.rows()`.
-    limit: show only this many lines with cuts (the most tokens cut), and
-      say how many more there are and where `full_table` holds them.
-    full_table: where the whole table was written (named in that line).
+    limit: show only this many (task, feature) lines, those with the most
+      tokens cut; the total line says how many there are and names
+      `full_table`, where the whole table was written.
+    full_table: see `limit`.
     scope: whose reads the counts are (on several hosts, each its own).
   """
   read = sum({(r.task, r.split): r.examples_read for r in rows}.values())
@@ -125,17 +118,18 @@ def format_truncations(rows: list[truncation.TruncationRow],
     return (f"truncated to TASK_FEATURE_LENGTHS: nothing ({read} examples "
             f"read by {scope})")
   shown = _largest(cut, limit, lambda r: r.tokens_cut) if limit else cut
-  cells = [("task", "split", "feature", "length", "read", "cut",
-            "tokens cut")] + [
-                (r.task, r.split, r.feature, str(r.length),
-                 str(r.examples_read), str(r.examples_cut), str(r.tokens_cut))
-                for r in shown]
-  lines = [f"truncated to TASK_FEATURE_LENGTHS ("
+  total = (f"truncated to TASK_FEATURE_LENGTHS: "
            f"{sum(r.tokens_cut for r in cut)} tokens cut from "
            f"{sum(r.examples_cut for r in cut)} example features of {read} "
-           f"examples read by {scope}, each epoch and read-ahead counted):"]
-  lines += _aligned(cells, right={3, 4, 5, 6})
-  lines += _not_shown(len(cut) - len(shown), "(task, feature)", full_table)
+           f"examples read by {scope} (each epoch and read-ahead counted)")
+  if len(shown) < len(cut) or full_table:
+    total += (f"; the largest {len(shown)} of {len(cut)} (task, feature) "
+              "lines with cuts")
+    total += f", every line in {full_table}" if full_table else ""
+  lines = [total + ":"] + [
+      f"  {r.task} {r.split} {r.feature} (length {r.length}): "
+      f"{r.examples_cut} of {r.examples_read} examples read cut, "
+      f"{r.tokens_cut} tokens" for r in shown]
   return "\n".join(lines)
 
 

@@ -35,10 +35,10 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
-# The full table beside the checkpoints (MODEL_DIR/...) and the lines of it
-# the console shows.
+# The full table beside the checkpoints (MODEL_DIR/...) and the (task,
+# feature) lines of it the console shows, below a total line.
 TABLE_FILE = "truncated_examples.tsv"
-CONSOLE_LINES = 3
+CONSOLE_LINES = 2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -237,9 +237,11 @@ def test_train_cli_ends_with_drop_totals_and_truncations_and_writes_both(
   assert [l.split()[:3] for l in end if l.split()[0] == task] == [
       [task, "duplicate:inputs+targets", "1"], [task, "empty:targets", "4"],
       [task, "train", "inputs"]]
-  assert end[-3].startswith("truncated to TASK_FEATURE_LENGTHS (11 tokens cut "
+  assert end[-2].startswith("truncated to TASK_FEATURE_LENGTHS: 11 tokens cut "
                             "from 3 example features of 7 examples read")
-  assert end[-1].split() == [task, "train", "inputs", "4", "7", "3", "11"]
+  assert end[-2].endswith(f"every line in {tmp_path}/{truncation.TABLE_FILE}:")
+  assert end[-1] == (f"  {task} train inputs (length 4): 3 of 7 examples "
+                     "read cut, 11 tokens")
   assert f"{task}\tempty:targets\t4\ta.jsonl:1" in (
       tmp_path / drop_summary.TABLE_FILE).read_text()
   assert f"{task}\ttrain\ttargets\t2\t7\t0\t0" in (

@@ -118,7 +118,7 @@ def test_resume_after_sigterm_matches_an_uninterrupted_run(tmp_path):
   code, out = _run(RESUME_ARGS, straight)
   assert code == 0, out
   # The end of the run: what trimming cut, the whole table in MODEL_DIR.
-  assert "truncated to TASK_FEATURE_LENGTHS (" in out, out
+  assert "truncated to TASK_FEATURE_LENGTHS: " in out, out
   assert "\ttrain\ttargets\t32\t" in (
       straight / "truncated_examples.tsv").read_text()
   # The run's architecture beside its checkpoints (aya_t5x.architecture).
