@@ -9,8 +9,8 @@ hundreds of them) and writes the whole table to `MODEL_DIR/dropped_rows.tsv`;
 any CLI that reads training sources can.
 
 Its sibling counts what trimming to TASK_FEATURE_LENGTHS cut from the
-examples it kept (`aya_t5x.truncation`), per task, split and feature: a
-total and the two largest lines on the console, every line in
+examples it kept (`aya_t5x.truncation`), per task, split and feature: one
+console line (the totals and the largest), every line in
 `MODEL_DIR/truncated_examples.tsv`.
 """
 
@@ -52,9 +52,9 @@ def drop_rows(tally: preprocessors.Tally = preprocessors.TALLY,
   return out
 
 
-def _largest(rows: list, limit: int, size=lambda row: row.count) -> list:
-  """The `limit` rows of largest `size`, in table (task) order."""
-  keep = sorted(range(len(rows)), key=lambda i: (-size(rows[i]), i))[:limit]
+def _largest(rows: list[DropRow], limit: int) -> list[DropRow]:
+  """The `limit` rows with the largest counts, in table (task) order."""
+  keep = sorted(range(len(rows)), key=lambda i: (-rows[i].count, i))[:limit]
   return [rows[i] for i in sorted(keep)]
 
 
@@ -98,39 +98,30 @@ def write_table(rows: list[DropRow], path: epath.PathLike) -> None:
 
 
 def format_truncations(rows: list[truncation.TruncationRow],
-                       limit: int | None = None,
                        full_table: str | None = None,
                        scope: str = "this process") -> str:
-  """What trimming to TASK_FEATURE_LENGTHS cut: a total line, then one line
-  per (task, feature) with cuts; one line if nothing was cut.
+  """What trimming to TASK_FEATURE_LENGTHS cut, in one console line: the
+  totals and the (task, feature) with the most tokens cut.
 
   Args:
     rows: `truncation.TALLY.rows()`.
-    limit: show only this many (task, feature) lines, those with the most
-      tokens cut; the total line says how many there are and names
-      `full_table`, where the whole table was written.
-    full_table: see `limit`.
+    full_table: where the whole table was written (named in the line).
     scope: whose reads the counts are (on several hosts, each its own).
   """
   read = sum({(r.task, r.split): r.examples_read for r in rows}.values())
+  where = f"; every (task, feature): {full_table}" if full_table else ""
   cut = [r for r in rows if r.tokens_cut]
   if not cut:
     return (f"truncated to TASK_FEATURE_LENGTHS: nothing ({read} examples "
-            f"read by {scope})")
-  shown = _largest(cut, limit, lambda r: r.tokens_cut) if limit else cut
-  total = (f"truncated to TASK_FEATURE_LENGTHS: "
-           f"{sum(r.tokens_cut for r in cut)} tokens cut from "
-           f"{sum(r.examples_cut for r in cut)} example features of {read} "
-           f"examples read by {scope} (each epoch and read-ahead counted)")
-  if len(shown) < len(cut) or full_table:
-    total += (f"; the largest {len(shown)} of {len(cut)} (task, feature) "
-              "lines with cuts")
-    total += f", every line in {full_table}" if full_table else ""
-  lines = [total + ":"] + [
-      f"  {r.task} {r.split} {r.feature} (length {r.length}): "
-      f"{r.examples_cut} of {r.examples_read} examples read cut, "
-      f"{r.tokens_cut} tokens" for r in shown]
-  return "\n".join(lines)
+            f"read by {scope}){where}")
+  most = max(cut, key=lambda r: r.tokens_cut)
+  return (f"truncated to TASK_FEATURE_LENGTHS: "
+          f"{sum(r.tokens_cut for r in cut)} tokens cut from "
+          f"{sum(r.examples_cut for r in cut)} example features of {read} "
+          f"examples read by {scope} (each epoch and read-ahead counted); "
+          f"most: {most.task} {most.split} {most.feature} (length "
+          f"{most.length}), {most.examples_cut} of {most.examples_read} "
+          f"examples read cut, {most.tokens_cut} tokens{where}")
 
 
 def write_truncations(rows: list[truncation.TruncationRow],

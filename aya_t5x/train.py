@@ -479,8 +479,7 @@ def _report_drops(model_dir: str) -> None:
     drop_summary.write_truncations(cuts, path)
   scope = (f"process {jax.process_index()} of {jax.process_count()}"
            if jax.process_count() > 1 else "this process")
-  print(drop_summary.format_truncations(cuts, truncation.CONSOLE_LINES, path,
-                                        scope), flush=True)
+  print(drop_summary.format_truncations(cuts, path, scope), flush=True)
 
 
 def console_main() -> None:

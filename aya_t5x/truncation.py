@@ -35,10 +35,8 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
-# The full table beside the checkpoints (MODEL_DIR/...) and the (task,
-# feature) lines of it the console shows, below a total line.
+# The full table, beside the checkpoints (MODEL_DIR/...).
 TABLE_FILE = "truncated_examples.tsv"
-CONSOLE_LINES = 2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -235,13 +235,13 @@ def test_train_cli_ends_with_drop_totals_and_truncations_and_writes_both(
   out = capsys.readouterr().out.splitlines()
   end = out[out.index(next(l for l in out if l.startswith("dropped rows"))):]
   assert [l.split()[:3] for l in end if l.split()[0] == task] == [
-      [task, "duplicate:inputs+targets", "1"], [task, "empty:targets", "4"],
-      [task, "train", "inputs"]]
-  assert end[-2].startswith("truncated to TASK_FEATURE_LENGTHS: 11 tokens cut "
-                            "from 3 example features of 7 examples read")
-  assert end[-2].endswith(f"every line in {tmp_path}/{truncation.TABLE_FILE}:")
-  assert end[-1] == (f"  {task} train inputs (length 4): 3 of 7 examples "
-                     "read cut, 11 tokens")
+      [task, "duplicate:inputs+targets", "1"], [task, "empty:targets", "4"]]
+  assert end[-1] == (
+      "truncated to TASK_FEATURE_LENGTHS: 11 tokens cut from 3 example "
+      "features of 7 examples read by this process (each epoch and "
+      f"read-ahead counted); most: {task} train inputs (length 4), 3 of 7 "
+      "examples read cut, 11 tokens; every (task, feature): "
+      f"{tmp_path}/{truncation.TABLE_FILE}")
   assert f"{task}\tempty:targets\t4\ta.jsonl:1" in (
       tmp_path / drop_summary.TABLE_FILE).read_text()
   assert f"{task}\ttrain\ttargets\t2\t7\t0\t0" in (

@@ -137,18 +137,16 @@ def _row(task, feature, read, cut, tokens):
   return truncation.TruncationRow(task, "train", feature, 8, read, cut, tokens)
 
 
-def test_console_keeps_the_most_tokens_cut_and_names_the_file(tmp_path):
+def test_console_line_gives_totals_the_largest_and_the_file(tmp_path):
   rows = [_row("t1", "inputs", 10, 1, 2), _row("t1", "targets", 10, 0, 0),
           _row("t2", "inputs", 20, 5, 40), _row("t3", "targets", 30, 2, 9)]
   path = tmp_path / truncation.TABLE_FILE
   drop_summary.write_truncations(rows, path)
-  assert drop_summary.format_truncations(rows, 2, str(path)).splitlines() == [
+  assert drop_summary.format_truncations(rows, str(path)) == (
       "truncated to TASK_FEATURE_LENGTHS: 51 tokens cut from 8 example "
       "features of 60 examples read by this process (each epoch and "
-      "read-ahead counted); the largest 2 of 3 (task, feature) lines with "
-      f"cuts, every line in {path}:",
-      "  t2 train inputs (length 8): 5 of 20 examples read cut, 40 tokens",
-      "  t3 train targets (length 8): 2 of 30 examples read cut, 9 tokens"]
+      "read-ahead counted); most: t2 train inputs (length 8), 5 of 20 "
+      f"examples read cut, 40 tokens; every (task, feature): {path}")
   written = path.read_text(encoding="utf-8").splitlines()
   assert written[0] == ("task\tsplit\tfeature\tlength\texamples_read\t"
                         "examples_cut\ttokens_cut")
