@@ -367,6 +367,9 @@ class FallbackFiles:
     except (FileNotFoundError, hub_access.HubUnreachable) as e:
       if isinstance(e, hub_access.HubUnreachable) and not e.refused:
         raise
+      # Raises when the fallback lacks the files too (a language with no
+      # data anywhere): nothing was switched, so nothing to warn about.
+      files = self.fallback.resolve(split)
       key = (self.primary.repo_id, type(e).__name__)
       if key not in _FALLBACKS_LOGGED:
         _FALLBACKS_LOGGED.add(key)
@@ -376,7 +379,7 @@ class FallbackFiles:
             " into AYA_DATA_DIR.", self.primary.repo_id,
             str(e).split(". ")[0],
             getattr(self.fallback, "repo_id", "the fallback"))
-      return self.fallback.resolve(split)
+      return files
 
 
 # env_var -> directory set in the configuration (`mixing.UserSources`),

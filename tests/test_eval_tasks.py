@@ -232,18 +232,41 @@ def test_m_arenahard_reads_its_hub_schema_as_open_ended_prompts(
   assert source.skipped and list(source.skipped)[0][1] == "prompt"
 
 
-def test_flores_reads_flores_plus_and_falls_back_to_facebook_flores(
-    eval_sample_mirror, caplog):
+def test_flores_reads_flores_plus_under_its_own_names(eval_sample_mirror):
   import aya_t5x.tasks.eval  # pylint: disable=g-import-not-at-top,unused-import
   swahili = benchmark.eval_source("aya_eval_flores_en_x_swa")
   assert [f.key for f in swahili.spec.files.resolve("devtest")] == [
       "devtest/swh_Latn.parquet"]  # flores_plus: `text`, int64 ids.
   assert [e.targets[0] for e in swahili.examples()] == [
       "Mto ni mrefu.", "Ninapenda kusoma vitabu.", "Tunakunywa chai asubuhi."]
+  chinese = benchmark.eval_source("aya_eval_flores_en_x_zho")
+  assert [f.key for f in chinese.spec.files.resolve("devtest")] == [
+      "devtest/cmn_Hans.parquet"]  # FLORES-200's zho_Hans.
+  assert chinese.examples()[0].targets == ("这条河很长。",)
+
+
+def test_flores_falls_back_to_facebook_flores_with_one_warning(
+    tmp_path, hub_mirror, caplog):
+  import shutil  # pylint: disable=g-import-not-at-top
+  import aya_t5x.tasks.eval  # pylint: disable=g-import-not-at-top,unused-import
+  mirror = tmp_path / "mirror"
+  shutil.copytree(benchmark.SAMPLE_DIR, mirror)
+  (mirror / "openlanguagedata/flores_plus/devtest/hin_Deva.parquet").unlink()
+  hub_mirror(str(mirror))
+  sources._FALLBACKS_LOGGED.clear()  # pylint: disable=protected-access
+  caplog.set_level("WARNING")
+  # A language in neither repository: not found, and no word of a fallback.
+  with pytest.raises(FileNotFoundError):
+    benchmark.eval_source("aya_eval_flores_x_en_afr").spec.files.resolve(
+        "devtest")
+  assert "instead" not in caplog.text
   hindi = benchmark.eval_source("aya_eval_flores_x_en_hin")
   assert hindi.spec.files.resolve("devtest")[0].key == (
       "hin_Deva/devtest/0000.parquet")  # facebook/flores: `sentence`.
   assert hindi.examples()[0].targets == ("The river is long.",)
+  warnings = [r.getMessage() for r in caplog.records
+              if "reading facebook/flores instead" in r.getMessage()]
+  assert len(warnings) == 1 and "hin_Deva" in warnings[0], warnings
 
 
 def test_a_refused_flores_plus_falls_back_and_an_unreachable_hub_does_not():

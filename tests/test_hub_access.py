@@ -2,6 +2,7 @@
 GCS fail in seconds with one line that says what to do."""
 
 import socket
+import threading
 import time
 
 from huggingface_hub import constants
@@ -132,14 +133,20 @@ def test_train_with_a_gs_model_dir_fails_in_seconds_naming_it(
 
 def test_a_probe_that_hangs_is_cut_at_its_timeout(monkeypatch):
   """A resolver that never answers does not hold a tool up."""
-  monkeypatch.setattr(socket, "create_connection",
-                      lambda *args, **kwargs: time.sleep(30))
+  released = threading.Event()
+
+  def hang(*args, **kwargs):
+    released.wait(30)
+    raise OSError("released")  # As a real connect would end: no traceback.
+
+  monkeypatch.setattr(socket, "create_connection", hang)
   monkeypatch.setenv(reachability.ENV_PROBE_TIMEOUT, "0.2")
   reachability.reset()
   start = time.monotonic()
   try:
     reason = reachability.probe("storage.example", 443)
   finally:
+    released.set()
     reachability.reset()
   assert time.monotonic() - start < 2
   assert reason == "storage.example:443: no answer within 0.2 s"

@@ -212,12 +212,20 @@ def _tydiqa_keep(language_name_: str):
 # --- registration --------------------------------------------------------
 
 
+# flores_plus renamed some FLORES-200 configs: Mandarin is `cmn_Hans` there
+# (public code reading flores_plus asks for `cmn_Hans`); whether it kept a
+# `zho_Hans` copy is UNCERTAIN, so both names are read.
+FLORES_PLUS_NAMES = {"zho_Hans": ("zho_Hans", "cmn_Hans"),
+                     "zho_Hant": ("zho_Hant", "cmn_Hant")}
+
+
 def flores_files(config: str, split: str = FLORES_SPLIT
                  ) -> sources.FallbackFiles:
   """A FLORES-200 language's split: flores_plus, else facebook/flores."""
+  names = FLORES_PLUS_NAMES.get(config, (config,))
   return sources.FallbackFiles(
-      benchmark_lib.hub_files(FLORES_PLUS_REPO,
-                              {split: (f"{split}/{config}.parquet",)}),
+      benchmark_lib.hub_files(FLORES_PLUS_REPO, {
+          split: tuple(f"{split}/{name}.parquet" for name in names)}),
       benchmark_lib.hub_files(FLORES_REPO, {
           split: benchmark_lib.split_patterns(config, split)}))
 

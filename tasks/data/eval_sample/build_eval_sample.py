@@ -401,16 +401,20 @@ def write_m_arenahard(out_dir: str) -> None:
 
 
 # openlanguagedata/flores_plus (gated): <split>/<lang_Script>.parquet with
-# the same sentences as the facebook/flores sample for two languages; the
-# others fall back to facebook/flores.
-FLORES_PLUS = {"eng_Latn": ("eng", "Latn"), "swh_Latn": ("swh", "Latn")}
+# the same sentences as the facebook/flores sample, under flores_plus's names
+# (Mandarin is cmn_Hans there). The demo reads it; the tests of the fallback
+# to facebook/flores take a file away.
+FLORES_PLUS = {"eng_Latn": ("eng_Latn", "eng", "Latn"),
+               "swh_Latn": ("swh_Latn", "swh", "Latn"),
+               "hin_Deva": ("hin_Deva", "hin", "Deva"),
+               "zho_Hans": ("cmn_Hans", "cmn", "Hans")}
 
 
 def write_flores_plus(out_dir: str) -> None:
-  for config, (iso_639_3, iso_15924) in FLORES_PLUS.items():
+  for config, (name, iso_639_3, iso_15924) in FLORES_PLUS.items():
     sentences = FLORES[config]
     n = len(sentences)
-    _write(out_dir, f"openlanguagedata/flores_plus/devtest/{config}.parquet",
+    _write(out_dir, f"openlanguagedata/flores_plus/devtest/{name}.parquet",
            pa.table({"id": pa.array(range(1, n + 1), pa.int64()),
                      "iso_639_3": [iso_639_3] * n,
                      "iso_15924": [iso_15924] * n,
