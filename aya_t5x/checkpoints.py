@@ -370,6 +370,11 @@ def _restore_verified(checkpoint_dir: epath.Path, abstract_state: PyTree
   except CheckpointMismatchError:
     raise
   except Exception as e:  # pylint: disable=broad-except
+    if verdict.verified:
+      # Its files are the ones written: the failure is not the checkpoint's
+      # (a passing storage error, memory, a changed mesh). Setting it aside
+      # would throw good checkpoints away one after another.
+      raise
     # Any reader failure of an unverified checkpoint: try an older one.
     first_line = (str(e).strip().splitlines() or [""])[0][:300]
     return None, (f"{checkpoint_dir / STATE_ITEM}: unreadable "

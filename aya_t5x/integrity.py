@@ -59,8 +59,12 @@ def file_digest(path: epath.PathLike) -> str:
 
 
 def _item_files(step_dir: epath.Path) -> Iterator[epath.Path]:
-  """Every file under the step folder except the step-level markers."""
-  for root, _, files in os.walk(os.fspath(step_dir)):
+  """Every file under the step folder except the step-level markers.
+
+  epath's walk, not os.walk: os.walk yields nothing for a gs:// folder, and
+  an empty manifest would "verify" anything.
+  """
+  for root, _, files in step_dir.walk():
     for name in files:
       path = epath.Path(root) / name
       if path.parent == step_dir and name in _STEP_FILES:
@@ -73,7 +77,7 @@ def manifest(step_dir: epath.PathLike) -> dict:
   step_dir = epath.Path(step_dir)
   files = {}
   for path in sorted(_item_files(step_dir)):
-    relative = os.path.relpath(os.fspath(path), os.fspath(step_dir))
+    relative = os.fspath(path.relative_to(step_dir))
     files[relative] = {"size": path.stat().length,
                        "sha256": file_digest(path)}
   return {"format": FORMAT, "files": files}
@@ -110,6 +114,9 @@ def _read_manifest(step_dir: epath.Path) -> tuple[dict | None, str | None]:
     found["files"].items()
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
     return None, f"{path}: unreadable ({type(e).__name__})"
+  if not found["files"]:
+    # A save always writes files: an empty list could verify nothing.
+    return None, f"{path}: lists no files"
   return found, None
 
 

@@ -288,8 +288,13 @@ class LoraTrainer:
     shapes = jax.eval_shape(self._init_state, jax.random.PRNGKey(0))
     return partitioning.with_shardings(shapes, self.state_shardings())
 
+  @functools.cached_property
+  def _jitted_init(self):
+    # Kept: a fresh jax.jit of a bound method compiles again on every call.
+    return jax.jit(self._init_state, out_shardings=self.state_shardings())
+
   def init_state(self) -> PyTree:
-    init = jax.jit(self._init_state, out_shardings=self.state_shardings())
+    init = self._jitted_init
     with self.partitioner.activate():
       return init(jax.random.PRNGKey(self.lora.seed))
 
@@ -408,4 +413,6 @@ def trainer_for_run(model: model_lib.EncoderDecoderModel,
   trainer = LoraTrainer(model, optimizer, partitioner, trainer_config, lora)
   trainer.set_base(inference.restore_params(model, base_checkpoint(restore_cfg),
                                             partitioner))
-  return trainer, checkpoints.RestoreCheckpointConfig(path=None)
+  # Only ALLOW_DATA_REPLAY carries over: the rest describes the base's path.
+  return trainer, checkpoints.RestoreCheckpointConfig(
+      path=None, allow_data_replay=restore_cfg.allow_data_replay)

@@ -22,23 +22,9 @@ from aya_t5x import integrity
 from tests import tiny_run
 
 
-def _largest_array_file(ckpt: pathlib.Path) -> pathlib.Path:
-  files = [p for p in (ckpt / "state").rglob("*") if p.is_file()
-           and p.parent.name == "d"]
-  return max(files, key=lambda p: p.stat().st_size)
-
-
 def _iterator_file(ckpt: pathlib.Path, suffix: str) -> pathlib.Path:
   (found,) = (ckpt / "dataset").rglob(f"iterator-*{suffix}")
   return found
-
-
-def _flip_bytes(path: pathlib.Path) -> None:
-  data = bytearray(path.read_bytes())
-  middle = len(data) // 2
-  for i in range(middle, min(middle + 64, len(data))):
-    data[i] ^= 0xFF
-  path.write_bytes(bytes(data))
 
 
 def _truncate(path: pathlib.Path) -> None:
@@ -55,10 +41,12 @@ def _temp_folder_only(ckpt: pathlib.Path) -> None:
 
 
 DAMAGE = {
-    "flipped_bytes": lambda c: _flip_bytes(_largest_array_file(c)),
-    "truncated_array": lambda c: _truncate(_largest_array_file(c)),
-    "zero_size_array": lambda c: _largest_array_file(c).write_bytes(b""),
-    "deleted_array": lambda c: _largest_array_file(c).unlink(),
+    "flipped_bytes":
+        lambda c: tiny_run.flip_bytes(tiny_run.largest_array_file(c)),
+    "truncated_array": lambda c: _truncate(tiny_run.largest_array_file(c)),
+    "zero_size_array":
+        lambda c: tiny_run.largest_array_file(c).write_bytes(b""),
+    "deleted_array": lambda c: tiny_run.largest_array_file(c).unlink(),
     "deleted_metadata": lambda c: (c / "state" / "_METADATA").unlink(),
     "truncated_metadata": lambda c: _truncate(c / "state" / "_METADATA"),
     "missing_commit_marker": lambda c: [
@@ -123,6 +111,34 @@ def _make_legacy(ckpt: pathlib.Path) -> None:
   metadata = ckpt / "_CHECKPOINT_METADATA"
   metadata.write_text(metadata.read_text().replace(
       f'"{integrity.PROMISE_KEY}": {integrity.FORMAT}', ""))
+
+
+def test_a_verified_checkpoint_that_fails_to_load_is_not_set_aside(
+    reference, tmp_path, monkeypatch):
+  """Its files are the ones written: the error is raised, and no good
+  checkpoint is renamed corrupt (or deleted with the oldest set-asides)."""
+  at_4, _ = reference
+  run_dir = tmp_path / "run"
+  shutil.copytree(at_4, run_dir)
+
+  def failing_read(*args, **kwargs):
+    raise OSError("storage hiccup")
+
+  monkeypatch.setattr(checkpoints, "restore_train_state", failing_read)
+  with pytest.raises(OSError, match="storage hiccup"):
+    tiny_run.run(run_dir, 6)
+  assert not list(run_dir.glob(f"{checkpoints.CORRUPT_PREFIX}*"))
+  assert checkpoints.committed_steps(run_dir) == [2, 4]
+
+
+def test_a_manifest_listing_no_files_is_refused(reference, tmp_path):
+  at_4, _ = reference
+  checkpoint = tmp_path / "checkpoint_4"
+  shutil.copytree(at_4 / "checkpoint_4", checkpoint)
+  (checkpoint / integrity.MANIFEST_FILE).write_text(
+      '{"format": 1, "files": {}}')
+  verdict = integrity.verify(checkpoint)
+  assert not verdict.ok and "lists no files" in verdict.problem
 
 
 def test_unverified_old_checkpoint_restores_with_a_warning(reference, tmp_path,

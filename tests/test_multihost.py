@@ -27,6 +27,7 @@ from aya_t5x import multihost
 from aya_t5x import partitioning
 from aya_t5x import train
 from aya_t5x import trainer as trainer_lib
+from tests import tiny_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
@@ -109,7 +110,8 @@ def test_two_processes_train_like_one_and_checkpoint_collectively(tmp_path):
 
   # Damage the newest checkpoint: process 0 verifies it, both processes set
   # it aside together and resume from the previous one (multi-host restore).
-  _flip_bytes_of_largest_array(model_dir / f"checkpoint_{STEPS}")
+  tiny_run.flip_bytes(
+      tiny_run.largest_array_file(model_dir / f"checkpoint_{STEPS}"))
   outputs = _two_process_run(model_dir, "--gin.CHECKPOINT_PERIOD=2",
                              f"--gin.TRAIN_STEPS={STEPS + 1}")
   for out in outputs:
@@ -122,18 +124,6 @@ def test_two_processes_train_like_one_and_checkpoint_collectively(tmp_path):
   assert [r["loss"] for r in resumed if r["step"] == STEPS][-1] == (
       pytest.approx(losses[STEPS - 1], rel=1e-5))
 
-
-def _flip_bytes_of_largest_array(checkpoint: "os.PathLike[str]") -> None:
-  """64 bytes inverted in the middle of the largest array file (same size):
-  only the integrity check can tell."""
-  import pathlib  # pylint: disable=g-import-not-at-top
-  files = [p for p in (pathlib.Path(checkpoint) / "state").rglob("*")
-           if p.is_file() and p.parent.name == "d"]
-  path = max(files, key=lambda p: p.stat().st_size)
-  data = bytearray(path.read_bytes())
-  for i in range(len(data) // 2, min(len(data) // 2 + 64, len(data))):
-    data[i] ^= 0xFF
-  path.write_bytes(bytes(data))
 
 
 def test_multiprocess_flags_must_come_together():

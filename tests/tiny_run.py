@@ -10,6 +10,7 @@ shared between runs, so the step compiles once per test module.
 from __future__ import annotations
 
 import functools
+import pathlib
 
 import jax
 import numpy as np
@@ -101,3 +102,19 @@ def losses(model_dir) -> dict[int, float]:
 def params(model_dir, step: int):
   return checkpoints.read_t5x_orbax_params(
       checkpoints.step_dir(model_dir, step))
+
+
+def largest_array_file(checkpoint) -> pathlib.Path:
+  """The biggest array data file of a checkpoint's state (OCDBT `d/`)."""
+  files = [p for p in (pathlib.Path(checkpoint) / "state").rglob("*")
+           if p.is_file() and p.parent.name == "d"]
+  return max(files, key=lambda p: p.stat().st_size)
+
+
+def flip_bytes(path: pathlib.Path) -> None:
+  """64 bytes inverted in the middle, same size: only a checksum tells."""
+  data = bytearray(path.read_bytes())
+  middle = len(data) // 2
+  for i in range(middle, min(middle + 64, len(data))):
+    data[i] ^= 0xFF
+  path.write_bytes(bytes(data))
