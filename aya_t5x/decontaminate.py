@@ -23,6 +23,7 @@ counts them as `excluded_overlap` (`ExclusionFilter`, applied by
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -66,6 +67,9 @@ class EvalIndex:
     self.grams: dict[bytes, set[tuple[str, str]]] = collections.defaultdict(
         set)
     self.short_lengths: set[int] = set()
+    # (benchmark, language)s whose evaluation data was not found: their
+    # overlap is unknown, not zero, and the report says so.
+    self.missing: list[tuple[str, str]] = []
 
   def add(self, text: str, where: tuple[str, str]) -> None:
     words = tokens(text)
@@ -97,7 +101,8 @@ def index_suite(suite: str, n: int = NGRAM) -> EvalIndex:
       try:
         examples = benchmark.eval_source(task).examples()
       except FileNotFoundError:
-        continue  # A language the mirror lacks.
+        index.missing.append((name, language))
+        continue
       for example in examples:
         for text in (example.inputs, *example.targets):
           index.add(text, (name, example.language or language))
@@ -116,18 +121,43 @@ def _training_rows(task_name: str, limit: int | None
                    ) -> Iterable[tuple[str, str, str]]:
   import seqio  # pylint: disable=g-import-not-at-top
   source = seqio.get_mixture_or_task(task_name).source
-  dataset = source.get_dataset("train", shuffle=False)
-  if limit:
-    dataset = dataset.take(limit)
-  for row in dataset.as_numpy_iterator():
-    yield (row["inputs"].decode(), row["targets"].decode(),
-           row["language"].decode())
+  # A source keeps the pipeline it built, exclusion filter included: build
+  # it afresh for the scan, and again afterwards for training.
+  reset = getattr(source, "reset", lambda: None)
+  reset()
+  try:
+    dataset = source.get_dataset("train", shuffle=False)
+    if limit:
+      dataset = dataset.take(limit)
+    for row in dataset.as_numpy_iterator():
+      yield (row["inputs"].decode(), row["targets"].decode(),
+             row["language"].decode())
+  finally:
+    reset()
+
+
+@contextlib.contextmanager
+def _without_exclusion_list():
+  """Rows an earlier exclusion list drops must be scanned too: the list this
+  scan writes replaces that one."""
+  path = os.environ.pop(ENV_EXCLUSION_LIST, None)
+  try:
+    yield
+  finally:
+    if path is not None:
+      os.environ[ENV_EXCLUSION_LIST] = path
 
 
 def scan(task_names: Sequence[str], index: EvalIndex,
          limit: int | None = None
          ) -> tuple[dict[tuple[str, str], TaskOverlap], list[str]]:
   """Overlap per (task, language), and the hashes of overlapping rows."""
+  with _without_exclusion_list():
+    return _scan(task_names, index, limit)
+
+
+def _scan(task_names: Sequence[str], index: EvalIndex, limit: int | None
+          ) -> tuple[dict[tuple[str, str], TaskOverlap], list[str]]:
   found = collections.defaultdict(TaskOverlap)
   excluded = []
   for task in task_names:
@@ -206,6 +236,7 @@ def run(config: Config) -> dict:
   tasks = download._task_names(config.mixture)  # pylint: disable=protected-access
   found, excluded = scan(tasks, index, config.max_rows_per_task)
   result = report(found)
+  result["not_indexed"] = _not_indexed(index)
   os.makedirs(config.output_dir, exist_ok=True)
   with open(os.path.join(config.output_dir, "contamination.json"), "w",
             encoding="utf-8") as f:
@@ -218,6 +249,10 @@ def run(config: Config) -> dict:
       if entry["overlapping"]:
         print(f"{task} {language}: {entry['overlapping']} of "
               f"{entry['rows']} rows overlap {entry['by_benchmark']}")
+  for benchmark, languages in result["not_indexed"].items():
+    print(f"{benchmark}: {len(languages)} language(s) not checked, no "
+          f"evaluation data found ({', '.join(languages[:5])}"
+          f"{', ...' if len(languages) > 5 else ''}); see contamination.json")
   print(f"{config.mixture} vs {config.suite}: {result['overlapping']} of "
         f"{result['rows']} training rows share a {config.n}-gram with the "
         f"suite; wrote {config.output_dir}/contamination.json and "
@@ -225,6 +260,14 @@ def run(config: Config) -> dict:
   logging.info("Apply with %s=%s/exclusions.txt", ENV_EXCLUSION_LIST,
                config.output_dir)
   return result
+
+
+def _not_indexed(index: EvalIndex) -> dict[str, list[str]]:
+  """benchmark -> languages whose evaluation data was not found."""
+  out = collections.defaultdict(list)
+  for benchmark, language in index.missing:
+    out[benchmark].append(language)
+  return {b: sorted(languages) for b, languages in sorted(out.items())}
 
 
 def parse_args(argv: Sequence[str]) -> Config:

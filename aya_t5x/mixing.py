@@ -44,6 +44,7 @@ from absl import logging
 import seqio
 import tensorflow as tf
 
+from aya_t5x import decontaminate
 from aya_t5x import sources
 
 ENV_TASK_SIZES = "AYA_TASK_SIZES"
@@ -271,7 +272,9 @@ def fingerprint(task: seqio.Task, split: str) -> str:
   else:
     paths = list(source.list_shards(split))
   # An exclusion list (aya_t5x.decontaminate) changes what is kept.
-  excluded = os.environ.get("AYA_EXCLUSION_LIST", "")
+  # Its contents, not only its path: decontaminate rewrites it in place.
+  exclusion_list = os.environ.get(decontaminate.ENV_EXCLUSION_LIST)
+  excluded = _file_stamp(exclusion_list) if exclusion_list else ""
   text = "\n".join([task.name, split, settings_text(task), excluded] +
                    [_file_stamp(p) for p in sorted(paths)])
   return hashlib.sha256(text.encode("utf-8")).hexdigest()

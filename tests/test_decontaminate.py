@@ -45,7 +45,13 @@ def test_cli_reports_planted_overlaps_and_tasks_apply_the_list(
   entry = result["tasks"]["test_decontaminate_task"]["swa"]
   assert entry == {"rows": 4, "overlapping": 2,
                    "by_benchmark": {"xnli": 1, "xlsum": 1}}
-  assert "2 of 4 training rows share a 13-gram" in capsys.readouterr().out
+  printed = capsys.readouterr().out
+  assert "2 of 4 training rows share a 13-gram" in printed
+  # Languages the sample has no XNLI data for: unknown, and said so.
+  assert "swa" in result["not_indexed"]["xnli"]
+  assert "fra" not in result["not_indexed"]["xnli"]
+  assert (f"xnli: {len(result['not_indexed']['xnli'])} language(s) not "
+          "checked") in printed
   listed = (out / "exclusions.txt").read_text().split()
   assert len(listed) == 2
   monkeypatch.setenv(decontaminate.ENV_EXCLUSION_LIST,
@@ -55,6 +61,13 @@ def test_cli_reports_planted_overlaps_and_tasks_apply_the_list(
   report = sources.count_task("test_decontaminate_task")
   assert report.kept == 2
   assert report.by_reason() == {"excluded_overlap:inputs+targets": 2}
+  # Run again with that list still applied: the rows it drops are scanned
+  # too, so the rewritten list keeps them.
+  assert decontaminate.main([
+      "--mixture=test_decontaminate_task", "--suite=xnli,xlsum",
+      f"--output_dir={out}",
+      f"--eval_data_dir={benchmark.SAMPLE_DIR}"]) == 0
+  assert sorted((out / "exclusions.txt").read_text().split()) == sorted(listed)
 
 
 def test_short_and_unrelated_texts_do_not_overlap():

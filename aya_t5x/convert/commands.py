@@ -203,7 +203,8 @@ def aya_to_hf(checkpoint: str, output_dir: str, *,
   """
   gcs_access.check_all({"--checkpoint": checkpoint, "--output_dir":
                         output_dir, "--spm_model": spm_model,
-                        **{"--gin_file": f for f in gin_files}})
+                        **{f"--gin_file #{i + 1}": f
+                           for i, f in enumerate(gin_files)}})
   flat = read_unrolled(checkpoint)
   given = {"relative_attention_max_distance": relative_attention_max_distance,
            "layer_norm_epsilon": layer_norm_epsilon}
