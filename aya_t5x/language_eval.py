@@ -73,6 +73,18 @@ def _pad(rows: list[list[int]], length: int) -> np.ndarray:
   return out
 
 
+def _features(pairs: list[tuple[list[int], list[int]]], rows: int,
+              inputs: int, targets: int) -> dict[str, np.ndarray]:
+  """T5X features of (input, target) token pairs, padded to `rows` rows
+  (empty rows weigh nothing) and the given lengths."""
+  pairs = pairs + [([], [])] * (rows - len(pairs))
+  target = _pad([y for _, y in pairs], targets)
+  return {"encoder_input_tokens": _pad([x for x, _ in pairs], inputs),
+          "decoder_target_tokens": target,
+          "decoder_input_tokens": np.concatenate(
+              [np.zeros((rows, 1), np.int32), target[:, :-1]], axis=1)}
+
+
 def _round_up(n: int, multiple: int = 8) -> int:
   return max(multiple, -(-n // multiple) * multiple)
 
@@ -84,34 +96,33 @@ class PerLanguageEval:
   def __init__(self, vocabulary: seqio.Vocabulary, task_name: str, *,
                split: str = "validation",
                module: str | None = "aya_t5x.mixtures",
-               max_per_language: int | None = None):
+               max_per_language: int | None = None,
+               batch_size: int = 32):
     self.vocabulary = vocabulary
     self.task_name, self.split, self.module = task_name, split, module
     self.max_per_language = max_per_language
-    self._batches: dict[str, dict[str, np.ndarray]] | None = None
+    # Rows per forward pass: a language's examples go in chunks of this
+    # many, so the logits' memory does not grow with the validation set.
+    self.batch_size = batch_size
+    self._batches: dict[str, list[dict[str, np.ndarray]]] | None = None
     self._sums = None
 
-  def batches(self) -> dict[str, dict[str, np.ndarray]]:
-    """{language: T5X features}, every language padded to one shape (one
-    compiled program)."""
+  def batches(self) -> dict[str, list[dict[str, np.ndarray]]]:
+    """{language: [T5X features of up to `batch_size` rows]}, every chunk
+    padded to one shape (one compiled program)."""
     if self._batches is None:
       examples = read_examples(self.task_name, self.split, self.module,
                                self.max_per_language)
       encode = lambda t: list(self.vocabulary.encode(t)) + [decoding.EOS_ID]  # pylint: disable=unnecessary-lambda-assignment
       pairs = {l: [(encode(x), encode(y)) for x, y in rows]
                for l, rows in examples.items()}
-      rows = max(len(p) for p in pairs.values())
+      rows = min(self.batch_size, max(len(p) for p in pairs.values()))
       inputs = _round_up(max(len(x) for p in pairs.values() for x, _ in p))
       targets = _round_up(max(len(y) for p in pairs.values() for _, y in p))
-      self._batches = {}
-      for language, p in pairs.items():
-        p = p + [([], [])] * (rows - len(p))  # Empty rows weigh nothing.
-        target = _pad([y for _, y in p], targets)
-        self._batches[language] = {
-            "encoder_input_tokens": _pad([x for x, _ in p], inputs),
-            "decoder_target_tokens": target,
-            "decoder_input_tokens": np.concatenate(
-                [np.zeros((rows, 1), np.int32), target[:, :-1]], axis=1)}
+      self._batches = {
+          language: [_features(p[i:i + rows], rows, inputs, targets)
+                     for i in range(0, len(p), rows)]
+          for language, p in pairs.items()}
     return self._batches
 
   def __call__(self, model: model_lib.EncoderDecoderModel, params: PyTree,
@@ -121,9 +132,11 @@ class PerLanguageEval:
     if self._sums is None:
       self._sums = jax.jit(functools.partial(_token_sums, model))
     metrics = {}
-    for language, batch in self.batches().items():
-      nll, correct, tokens = jax.device_get(self._sums(params, batch))
-      examples = int(np.sum(batch["decoder_target_tokens"][:, 0] > 0))
+    for language, chunks in self.batches().items():
+      nll, correct, tokens = np.sum(
+          [jax.device_get(self._sums(params, b)) for b in chunks], axis=0)
+      examples = sum(int(np.sum(b["decoder_target_tokens"][:, 0] > 0))
+                     for b in chunks)
       key = f"{PREFIX}/{language}"
       metrics.update({f"{key}/loss": float(nll / tokens),
                       f"{key}/accuracy": float(correct / tokens),

@@ -32,11 +32,18 @@ def test_per_language_eval_scores_every_demo_language():
     assert 5 < values["loss"] < 10
     assert 0 <= values["accuracy"] < 0.2
   # Padding rows weigh nothing: the same language alone scores the same.
-  batch = evaluate.batches()["hin"]
+  batch, = evaluate.batches()["hin"]
   nll, _, tokens = language_eval._token_sums(model, params, {  # pylint: disable=protected-access
       k: v[:3] for k, v in batch.items()})
   assert float(nll / tokens) == pytest.approx(by_language["hin"]["loss"],
                                               rel=1e-5)
+  # In chunks of 2 rows (3 examples: two passes), the same figures.
+  chunked = language_eval.PerLanguageEval(
+      vocabularies.demo_vocabulary(), "aya_demo", max_per_language=3,
+      batch_size=2)
+  assert len(chunked.batches()["hin"]) == 2
+  for key, value in chunked(model, params, None, 0, "unused").items():
+    assert value == pytest.approx(metrics[key], rel=1e-5), key
 
 
 def _write_run(model_dir, evals):
